@@ -1,0 +1,3 @@
+from padless.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""The `padless` command line: a thin front end over the library.
+
+Each area registers its commands from its own module, so a command is found by name:
+``grep -rn "def plan" src/padless/cli`` leads to the function, which calls into the library.
+
+- data.py      shard, tokenizer train, corpus synth, manifest stats, demo
+- sampling.py  plan, bench-sampler
+- model.py     model info, transcribe, bench-rtfx
+- oomptimizer.py  oomptimize
+
+Heavy imports (torch, numpy) happen inside the command functions so ``padless --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="padless",
+    help="Cheap training and fast inference for attention encoder-decoder speech models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that define `register(app)`; each adds its commands to the root app.
+_COMMAND_MODULES = ("data", "sampling", "model", "oomptimizer")
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"padless.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"padless.cli.{name}":
+                continue  # area not built yet
+            raise
+        module.register(app)
+
+
+@app.command()
+def version() -> None:
+    """Print the padless version."""
+    from padless import __version__
+
+    typer.echo(__version__)
+
+
+_register_all()
+
+
+def main() -> None:
+    app()

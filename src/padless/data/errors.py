@@ -1,0 +1,69 @@
+"""Errors for bad input and the skip-and-count policy.
+
+Every malformed record either raises an error naming where it is (``file:line: reason``, or the
+example id and audio file) or, under ``on_error="skip"``, is skipped and counted by reason. The
+counts are reported by whoever owns the reader; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+OnError = Literal["raise", "skip"]
+
+
+class PadlessInputError(ValueError):
+    """Base class for bad-input errors raised by padless; ``reason`` is the short cause."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class ManifestError(PadlessInputError):
+    """A manifest line that cannot become an `Example`."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path = path
+        self.line = line  # 1-based
+        super().__init__(f"{path}:{line}: {reason}", reason)
+
+
+class AudioError(PadlessInputError):
+    """Audio that cannot be read or decoded."""
+
+    def __init__(self, example_id: str, source: str, reason: str) -> None:
+        self.example_id = example_id
+        self.source = source
+        super().__init__(f"example {example_id!r} ({source}): {reason}", reason)
+
+
+class SkipCounter:
+    """Counts records skipped under ``on_error="skip"``, by reason, and remembers the first few."""
+
+    def __init__(self, keep_examples: int = 5) -> None:
+        self.by_reason: Counter[str] = Counter()
+        self.examples: list[str] = []  # first few full messages, for the report
+        self._keep = keep_examples
+
+    def add(self, error: PadlessInputError, reason_key: str | None = None) -> None:
+        key = reason_key or error.reason
+        self.by_reason[key] += 1
+        if len(self.examples) < self._keep:
+            self.examples.append(str(error))
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+    def merge(self, other: SkipCounter) -> None:
+        self.by_reason.update(other.by_reason)
+        room = self._keep - len(self.examples)
+        self.examples.extend(other.examples[: max(room, 0)])
+
+    def report(self) -> str:
+        if not self.total:
+            return "skipped 0 malformed records"
+        parts = ", ".join(f"{n} {reason}" for reason, n in self.by_reason.most_common())
+        return f"skipped {self.total} malformed records ({parts})"
