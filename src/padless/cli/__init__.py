@@ -3,9 +3,11 @@
 Each area registers its commands from its own module, so a command is found by name:
 ``grep -rn "def plan" src/padless/cli`` leads to the function, which calls into the library.
 
-- data.py      shard, tokenizer train, corpus synth, manifest stats, demo
-- sampling.py  plan, bench-sampler
-- model.py     model info, transcribe, bench-rtfx
+- data.py         shard
+- tokenizer.py    tokenizer train
+- corpus.py       corpus synth, manifest stats, demo
+- sampling.py     plan, bench-sampler
+- model.py        model info, transcribe, bench-rtfx
 - oomptimizer.py  oomptimize
 
 Heavy imports (torch, numpy) happen inside the command functions so ``padless --help`` is fast.
@@ -26,7 +28,7 @@ app = typer.Typer(
 )
 
 # Modules that define `register(app)`; each adds its commands to the root app.
-_COMMAND_MODULES = ("data", "sampling", "model", "oomptimizer")
+_COMMAND_MODULES = ("data", "tokenizer", "corpus", "sampling", "model", "oomptimizer")
 
 
 def _register_all() -> None:
