@@ -1,0 +1,8 @@
+"""The embedded multilingual corpus: English, German, French and Spanish speech synthesized with
+espeak-ng, with transcripts and exact translations (ASR in each language, AST X->en and en->X).
+
+- phrases.py  sentences with exact translations (numbers, dates, times, quantities as words)
+- plan.py     `CorpusConfig` and what each utterance says, in which voice, for which task
+- espeak.py   the espeak-ng C API through ctypes, reproducible per call
+- synth.py    plan -> 16 kHz FLAC bytes + NeMo manifest record (runs in worker processes)
+"""
