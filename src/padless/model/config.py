@@ -1,0 +1,203 @@
+"""Model configuration: one frozen dataclass per component, composed into `ModelConfig`.
+
+`ModelConfig` is saved inside every checkpoint (as a plain dict), so loading a checkpoint needs
+nothing else. Named presets reproduce the paper's architectures (Canary-1B and its variants)
+plus tiny versions of the same shapes that train on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Vocabulary of the full-size default tokenizer: 8 specials + 4 language tokens + 4 x 1024 BPE
+#: pieces (en, de, es, fr), the fixed id layout of `padless.data.tokenizer.CanaryTokenizer`.
+DEFAULT_VOCAB_SIZE = 8 + 4 + 4 * 1024
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel filterbank front end (computed in PyTorch, NeMo-compatible defaults)."""
+
+    sample_rate: int = 16_000
+    n_mels: int = 128  # 128 for Canary-1B; 80 is the classic choice for smaller models
+    n_fft: int = 512
+    win_length: int = 400  # 25 ms at 16 kHz
+    hop_length: int = 160  # 10 ms at 16 kHz
+    preemphasis: float = 0.97  # y[n] = x[n] - a * x[n-1]; 0 disables
+    dither: float = 1e-5  # std of Gaussian noise added to the waveform, training only
+    log_zero_guard: float = 2.0**-24  # added to the mel power before the log
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """SpecAugment on log-mel features, applied in training only (Canary-1B's settings)."""
+
+    freq_masks: int = 2
+    freq_width: int = 27  # maximum mel bins per frequency mask
+    time_masks: int = 10
+    time_width: float = 0.05  # maximum time-mask width as a fraction of the utterance's frames
+
+    @property
+    def enabled(self) -> bool:
+        return self.freq_masks > 0 or self.time_masks > 0
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """FastConformer encoder: x8 depthwise-striding subsampling + macaron Conformer blocks."""
+
+    d_model: int = 1024
+    n_layers: int = 24
+    n_heads: int = 8
+    ff_mult: int = 4  # feed-forward width = ff_mult * d_model
+    conv_kernel: int = 9  # depthwise convolution kernel in the convolution module
+    subsampling_factor: int = 8  # 2 ** (number of stride-2 convolutions)
+    subsampling_channels: int = 256
+    xscaling: bool = True  # multiply the subsampled features by sqrt(d_model)
+    dropout: float = 0.1  # residual / feed-forward dropout
+    attn_dropout: float = 0.1  # dropout on attention probabilities
+
+    @property
+    def ff_dim(self) -> int:
+        return self.ff_mult * self.d_model
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Pre-LN Transformer decoder with sinusoidal positions and a tied output head."""
+
+    d_model: int = 1024
+    n_layers: int = 24
+    n_heads: int = 8
+    ff_mult: int = 4
+    dropout: float = 0.1
+    attn_dropout: float = 0.1
+
+    @property
+    def ff_dim(self) -> int:
+        return self.ff_mult * self.d_model
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Cross-entropy training loss over the decoder's next-token predictions."""
+
+    label_smoothing: float = 0.0
+    # Ignore the predictions of prompt tokens 2..P (they are given, not learned); the first text
+    # token, predicted from the last prompt token, always counts.
+    mask_prompt: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build an `AEDModel`; stored inside every checkpoint."""
+
+    name: str = "custom"
+    vocab_size: int = DEFAULT_VOCAB_SIZE
+    pad_id: int = 0  # fixed id layout of CanaryTokenizer
+    eos_id: int = 1  # <|endoftext|>
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        enc, dec = self.encoder, self.decoder
+        for part, cfg in (("encoder", enc), ("decoder", dec)):
+            if cfg.d_model % cfg.n_heads:
+                raise ValueError(
+                    f"{self.name}: {part}.d_model={cfg.d_model} is not divisible by "
+                    f"n_heads={cfg.n_heads}"
+                )
+        factor = enc.subsampling_factor
+        if factor < 2 or factor & (factor - 1):
+            raise ValueError(f"{self.name}: subsampling_factor must be a power of 2 >= 2")
+        if self.features.n_mels % factor:
+            raise ValueError(
+                f"{self.name}: n_mels={self.features.n_mels} must be divisible by "
+                f"subsampling_factor={factor} (the frequency axis is subsampled too)"
+            )
+        if enc.conv_kernel % 2 == 0:
+            raise ValueError(f"{self.name}: conv_kernel must be odd, got {enc.conv_kernel}")
+        if not 0 <= self.pad_id < self.vocab_size or not 0 <= self.eos_id < self.vocab_size:
+            raise ValueError(f"{self.name}: pad_id/eos_id outside the vocabulary")
+
+    def with_vocab_size(self, vocab_size: int) -> ModelConfig:
+        """The same architecture for another tokenizer (e.g. ``tokenizer.vocab_size``)."""
+        return dataclasses.replace(self, vocab_size=vocab_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of `to_dict`; unknown keys are an error naming them."""
+        parts = {
+            "features": FeatureConfig,
+            "spec_augment": SpecAugmentConfig,
+            "encoder": EncoderConfig,
+            "decoder": DecoderConfig,
+            "loss": LossConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            sub = parts.get(key)
+            if sub is not None:
+                kwargs[key] = _build(sub, value, key)
+            else:
+                kwargs[key] = value
+        return _build(cls, kwargs, "model config")
+
+
+def _build(cls: Any, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def _canary(
+    name: str,
+    enc_layers: int,
+    dec_layers: int,
+    enc_width: int = 1024,
+) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        encoder=EncoderConfig(d_model=enc_width, n_layers=enc_layers, n_heads=8),
+        decoder=DecoderConfig(d_model=1024, n_layers=dec_layers, n_heads=8),
+    )
+
+
+def _tiny(name: str, enc_layers: int, dec_layers: int) -> ModelConfig:
+    # Same shapes as the Canary family scaled to a 2-core CPU: width 176, 4 heads, 80 mels,
+    # subsampling channels equal to the width. The vocabulary stays the full-size default so
+    # the output head costs what it would with the real tokenizer (override per tokenizer).
+    width = 176
+    return ModelConfig(
+        name=name,
+        features=FeatureConfig(n_mels=80),
+        spec_augment=SpecAugmentConfig(freq_width=15),
+        encoder=EncoderConfig(
+            d_model=width, n_layers=enc_layers, n_heads=4, subsampling_channels=width
+        ),
+        decoder=DecoderConfig(d_model=width, n_layers=dec_layers, n_heads=4),
+    )
+
+
+PRESETS: dict[str, ModelConfig] = {
+    cfg.name: cfg
+    for cfg in (
+        _canary("canary-1b", 24, 24),
+        _canary("canary-1b-small-decoder", 24, 4),
+        _canary("canary-1b-flash", 32, 4),
+        _canary("canary-180m-flash", 17, 4, enc_width=512),
+        _tiny("tiny-canary-1b", 6, 6),
+        _tiny("tiny-canary-1b-small-decoder", 6, 1),
+        _tiny("tiny-canary-1b-flash", 8, 1),
+    )
+}
