@@ -301,6 +301,128 @@ def bootstrap_manifest(src: Path, out: Path, n: int, seed: int = 0, prefix: str 
     return len(ends)
 
 
+@dataclass(frozen=True)
+class RealReport:
+    """What `real_manifest` read and wrote."""
+
+    files: tuple[str, ...]  # files with transcripts, tokenized and written
+    skipped_files: tuple[str, ...]  # files without any transcript (durations only)
+    rows_without_text: int  # rows without a transcript inside the files above (not written)
+    tokenizer_dir: Path
+    tokenizer_trained: bool  # False: loaded from the work-dir cache
+    duration: np.ndarray  # (N,) of the written rows
+    num_tokens: np.ndarray  # (N,)
+    languages: dict[str, int]  # rows per language
+
+
+def _text_rows(path: Path) -> tuple[list[dict], int]:
+    rows, missing = [], 0
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: bad JSON: {err}") from err
+            if not isinstance(row.get("text"), str):
+                missing += 1
+                continue
+            for key in ("id", "duration", "lang"):
+                if key not in row:
+                    raise ValueError(f"{path}:{lineno}: missing {key!r}")
+            rows.append(row)
+    return rows, missing
+
+
+def real_manifest(
+    real_dir: Path, out: Path, work_dir: Path, vocab_per_lang: int = 1024, seed: int = 0
+) -> RealReport:
+    """Tokenize the real metadata files that have transcripts and write them with num_tokens.
+
+    The tokenizer (padless's Canary tokenizer, one SentencePiece BPE model of ``vocab_per_lang``
+    pieces per language, trained on these transcripts) is cached under ``work_dir`` keyed by the
+    files' names and sizes and the vocabulary size, so reruns only count. ``num_tokens`` is the
+    tokenizer's own count: 5 prompt tokens (ASR, source = target = ``lang``) + text + EOS. Every
+    row is written, whatever its length: filters (TPS, duration) belong to the sampler.
+    """
+    import hashlib
+
+    from padless.data.example import Example
+    from padless.data.tokenizer import CanaryTokenizer, TokenizerTrainConfig, train_tokenizer
+
+    files = sorted(real_dir.glob("*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"{real_dir}: no *.jsonl metadata files")
+    with_text: list[tuple[Path, list[dict]]] = []
+    skipped_files, missing = [], 0
+    for path in files:
+        rows, gaps = _text_rows(path)
+        if rows:
+            with_text.append((path, rows))
+            missing += gaps
+        else:
+            skipped_files.append(path.name)
+    if not with_text:
+        raise ValueError(f"{real_dir}: no file has transcripts")
+
+    key = hashlib.sha1(
+        repr([(p.name, p.stat().st_size) for p, _ in with_text] + [vocab_per_lang, seed]).encode()
+    ).hexdigest()[:10]
+    tok_dir = work_dir / f"tokenizer-real-{vocab_per_lang}-{key}"
+    trained = not (tok_dir / "tokenizer.json").exists()
+    if trained:
+        config = TokenizerTrainConfig(vocab_per_lang=vocab_per_lang, seed=seed, on_error="skip")
+        tokenizer = train_tokenizer([str(p) for p, _ in with_text], tok_dir, config).tokenizer
+    else:
+        tokenizer = CanaryTokenizer.load(tok_dir)
+
+    examples = [
+        Example(
+            id=str(row["id"]),
+            duration=float(row["duration"]),
+            audio=None,
+            text=row["text"],
+            source_lang=row["lang"],
+            target_lang=row["lang"],
+        )
+        for _, rows in with_text
+        for row in rows
+    ]
+    counts = tokenizer.num_tokens_batch(examples)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:
+        f.writelines(
+            orjson.dumps(
+                {
+                    "id": ex.id,
+                    "duration": ex.duration,
+                    "num_tokens": n,
+                    "source_lang": ex.source_lang,
+                    "target_lang": ex.target_lang,
+                    "taskname": "asr",
+                    "pnc": "yes",
+                },
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
+            for ex, n in zip(examples, counts, strict=True)
+        )
+    langs: dict[str, int] = {}
+    for ex in examples:
+        assert ex.target_lang is not None
+        langs[ex.target_lang] = langs.get(ex.target_lang, 0) + 1
+    return RealReport(
+        files=tuple(p.name for p, _ in with_text),
+        skipped_files=tuple(skipped_files),
+        rows_without_text=missing,
+        tokenizer_dir=tok_dir,
+        tokenizer_trained=trained,
+        duration=np.array([ex.duration for ex in examples]),
+        num_tokens=np.array(counts, dtype=np.int64),
+        languages=langs,
+    )
+
+
 # --- command line ---------------------------------------------------------------------------
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
@@ -348,6 +470,32 @@ def big_cmd(
         f"in {time.perf_counter() - start:.1f} s",
         err=True,
     )
+
+
+@app.command("real")
+def real_cmd(
+    out: Path = typer.Option(..., help="Manifest to write (.jsonl)."),
+    real_dir: Path = typer.Option(..., help="The shared real metadata folder."),
+    work_dir: Path = typer.Option(..., help="Where the trained tokenizer is cached."),
+    vocab_per_lang: int = typer.Option(1024, help="SentencePiece pieces per language."),
+    seed: int = typer.Option(0, help="Seed of the tokenizer's sentence sample."),
+) -> None:
+    """Tokenize the real metadata files with transcripts and write them with num_tokens."""
+    from rich.console import Console
+
+    start = time.perf_counter()
+    with Console(stderr=True).status("training or loading the tokenizer, counting tokens"):
+        report = real_manifest(real_dir, out, work_dir, vocab_per_lang, seed)
+    elapsed = time.perf_counter() - start
+    action = "trained" if report.tokenizer_trained else "loaded"
+    typer.echo(
+        f"{action} {report.tokenizer_dir}; wrote {len(report.duration)} rows of "
+        f"{', '.join(report.files)} ({report.languages}); skipped files without text: "
+        f"{', '.join(report.skipped_files) or 'none'}; rows without text: "
+        f"{report.rows_without_text}",
+        err=True,
+    )
+    _print_stats(f"{out} ({elapsed:.1f} s)", length_statistics(report.duration, report.num_tokens))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -121,3 +121,40 @@ def test_bootstrap_reports_bad_lines(tmp_path: Path) -> None:
     empty.write_text("\n")
     with pytest.raises(ValueError, match="no lines"):
         bd.bootstrap_manifest(empty, tmp_path / "out.jsonl", 10)
+
+
+def test_real_manifest_tokenizes_the_transcribed_files(real_data_dir: Path, tmp_path: Path) -> None:
+    out, work = tmp_path / "real.jsonl", tmp_path / "work"
+    report = bd.real_manifest(real_data_dir, out, work)
+    assert report.tokenizer_trained
+    assert "librispeech_train_clean_100.durations_only.en.jsonl" in report.skipped_files
+    expected = sum(
+        1
+        for f in report.files
+        for line in (real_data_dir / f).read_bytes().splitlines()
+        if isinstance(orjson.loads(line).get("text"), str)
+    )
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(rows) == expected == len(report.duration)
+    assert set(report.languages) == {r["target_lang"] for r in rows} >= {"en", "fr"}
+    # Prompt (5) + at least one text or <|nospeech|> token + EOS.
+    assert min(r["num_tokens"] for r in rows) >= bd.PROMPT_TOKENS + 1 + bd.EOS_TOKENS
+    # The count is the tokenizer's: prompt + encode(text) + EOS.
+    from padless.data.tokenizer import CanaryTokenizer
+
+    tok = CanaryTokenizer.load(report.tokenizer_dir)
+    assert tok.languages == tuple(sorted(report.languages))
+    texts = {}
+    for f in report.files:
+        for line in (real_data_dir / f).read_bytes().splitlines()[:50]:
+            row = orjson.loads(line)
+            texts[row["id"]] = (row["text"], row["lang"])
+    by_id = {r["id"]: r for r in rows}
+    for ex_id, (text, lang) in texts.items():
+        n_text = max(len(tok.encode(text, lang)), 1)
+        assert by_id[ex_id]["num_tokens"] == bd.PROMPT_TOKENS + n_text + bd.EOS_TOKENS
+    # A second run loads the cached tokenizer and writes the same file.
+    again = tmp_path / "again.jsonl"
+    report2 = bd.real_manifest(real_data_dir, again, work)
+    assert not report2.tokenizer_trained and report2.tokenizer_dir == report.tokenizer_dir
+    assert again.read_bytes() == out.read_bytes()
