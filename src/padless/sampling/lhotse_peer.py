@@ -40,7 +40,8 @@ Equivalence choices (what "the same settings" means here, and where it cannot be
   (exact per bucket).
 - **Filters.** NeMo's filters, passed to ``sampler.filter``: min <= duration <= max,
   tokens <= max_tokens, tokens/duration <= tps_max, and the bucket fit (an example no bucket
-  holds is dropped, as NeMo's ``BucketingFilter`` does), each counted by reason.
+  holds is dropped, as NeMo's ``BucketingFilter`` does). Each is counted under padless's reason
+  names (`FILTER_REASONS`), checked in padless's order, so the counts compare one to one.
 - **Tokens.** Read from ``cut.custom["num_tokens"]`` (NeMo measures ``len(supervision.tokens)``;
   padless has counts, not ids). Cuts are MonoCuts with a minimal Recording and one supervision
   (text and language), built with lhotse's constructors, about what lhotse spends deserialising
@@ -75,6 +76,16 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from padless.data.example import Example, FileAudio, ShardAudio
+
+#: Filter reasons, named as padless's filters and bucket assignment name them.
+FILTER_REASONS = (
+    "too_short",
+    "too_long",
+    "too_many_tokens",
+    "tps",
+    "outside_plan",
+    "strict_tokens",
+)
 
 #: Added per rank to the user seed for lhotse's example-order RNG (``seed + epoch`` inside).
 RANK_SEED_STRIDE = 7919
@@ -227,15 +238,19 @@ def _validate_bins(bins: Bins1D | Bins2D) -> None:
         edges = list(bins)
         if any(isinstance(b, tuple) for b in edges):
             raise ValueError("bins mix 1D edges and 2D pairs")
-        if any(b >= a for a, b in zip(edges[1:], edges[:-1], strict=False)):
-            raise ValueError("1D bins must be strictly increasing")
+        if any(b > a for a, b in zip(edges[1:], edges[:-1], strict=False)):
+            raise ValueError("1D bins must be non-decreasing")
 
 
-def bins_from_plan(plan: Any, two_d: bool) -> Bins1D | Bins2D:
-    """Upper edges of a padless bucket plan (anything with ``.buckets[i].max_duration`` and
-    ``.max_tokens``), in the plan's bucket order: durations (1D) or (duration, tokens) pairs."""
-    if two_d:
-        return tuple((float(b.max_duration), float(b.max_tokens)) for b in plan.buckets)
+def bins_from_plan(plan: Any) -> Bins1D | Bins2D:
+    """Upper edges of a `padless.sampling.plan.BucketPlan`, in its bucket order: durations for
+    a 1D plan (its token bounds are informational), (duration, tokens) pairs for a 2D one (an
+    open token bound becomes inf). Bucket i of the peer is then bucket i of the plan."""
+    if plan.num_subbuckets > 1:
+        return tuple(
+            (float(b.max_duration), math.inf if b.max_tokens is None else float(b.max_tokens))
+            for b in plan.buckets
+        )
     return tuple(float(b.max_duration) for b in plan.buckets)
 
 
@@ -258,6 +273,14 @@ class Grid2D:
                 self.tokens.append([])
             self.tokens[-1].append(tok)
         self.group_max = [toks[-1] for toks in self.tokens]
+
+    def misfit(self, duration: float, tokens: float) -> str | None:
+        """None when a bucket holds the example, else why not (padless's reason names)."""
+        if self.assign(duration, tokens) is not None:
+            return None
+        if duration > self.durations[-1] or not self.strict:
+            return "outside_plan"
+        return "strict_tokens"
 
     def assign(self, duration: float, tokens: float) -> int | None:
         """Bucket index of an example, or None when no bucket holds it."""
@@ -425,15 +448,15 @@ class _TsvRows:
 class _PeerFilter:
     """NeMo's sampler filters in one predicate, counting rejections by reason."""
 
-    def __init__(self, config: LhotsePeerConfig, fits: Callable[[Any], bool] | None) -> None:
+    def __init__(self, config: LhotsePeerConfig, fits: Callable[[Any], str | None] | None) -> None:
         inf = math.inf
         self.min_d = config.min_example_duration if config.min_example_duration is not None else -1
         self.max_d = config.max_example_duration if config.max_example_duration is not None else inf
         self.max_t = config.max_tokens if config.max_tokens is not None else inf
         self.tps = config.tps_max if config.tps_max is not None else inf
         self.use_tokens = config.max_tokens is not None or config.tps_max is not None
-        self.fits = fits  # None when every example has a bucket
-        self.counts = {"duration": 0, "tokens": 0, "tps": 0, "bucket": 0}
+        self.fits = fits  # cut -> why no bucket holds it (None: one does); None: all fit
+        self.counts = dict.fromkeys(FILTER_REASONS, 0)
 
     @property
     def active(self) -> bool:
@@ -442,20 +465,25 @@ class _PeerFilter:
 
     def __call__(self, cut: Any) -> bool:
         d = cut.duration
-        if not self.min_d <= d <= self.max_d:
-            self.counts["duration"] += 1
+        if d < self.min_d:
+            self.counts["too_short"] += 1
+            return False
+        if d > self.max_d:
+            self.counts["too_long"] += 1
             return False
         if self.use_tokens:
             t = cut.custom["num_tokens"]
             if t > self.max_t:
-                self.counts["tokens"] += 1
+                self.counts["too_many_tokens"] += 1
                 return False
             if t / d > self.tps:
                 self.counts["tps"] += 1
                 return False
-        if self.fits is not None and not self.fits(cut):
-            self.counts["bucket"] += 1
-            return False
+        if self.fits is not None:
+            misfit = self.fits(cut)
+            if misfit is not None:
+                self.counts[misfit] += 1
+                return False
         return True
 
 
@@ -756,10 +784,11 @@ class _SamplerSetup:
         """Can an example fit no bucket (2D, or 1D above the plan's last edge)?"""
         return self.grid is not None or self.top < math.inf
 
-    def fits(self, cut: Any) -> bool:
+    def fits(self, cut: Any) -> str | None:
+        """None when a bucket holds the cut, else the reason (padless's assignment reasons)."""
         if self.grid is not None:
-            return self.grid.assign(cut.duration, cut.custom["num_tokens"]) is not None
-        return bool(cut.duration <= self.top)
+            return self.grid.misfit(cut.duration, cut.custom["num_tokens"])
+        return None if cut.duration <= self.top else "outside_plan"
 
 
 # --- peak RSS in a fresh subprocess --------------------------------------------------------------
