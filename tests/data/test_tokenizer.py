@@ -11,6 +11,7 @@ import orjson
 import pytest
 from num2words import num2words
 
+from padless.data import tokenizer as tokenizer_module
 from padless.data.errors import ManifestError
 from padless.data.example import Example, FileAudio
 from padless.data.prompt import PromptError
@@ -194,7 +195,11 @@ def test_num_tokens_is_prompt_text_eos_and_cached(tok: CanaryTokenizer) -> None:
     assert tok.num_tokens(example(None)) == 5
 
 
-def test_num_tokens_batch_matches_single_and_encode_examples(tok: CanaryTokenizer) -> None:
+@pytest.mark.parametrize("chunk", [64, 4096])
+def test_num_tokens_batch_matches_single_and_encode_examples(
+    tok: CanaryTokenizer, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokenizer_module, "_COUNT_CHUNK", chunk)  # 300 examples: 5 chunks or 1
     rng = random.Random(9)
     langs = ["de", "en", "es", "fr"]
     examples = []
