@@ -1,0 +1,216 @@
+"""Audio loading for Examples: decode, cut the segment, down-mix, resample to 16 kHz.
+
+``load_audio(example)`` returns float32 mono samples at ``MODEL_SAMPLING_RATE``, shape (T,):
+
+- ``FileAudio``: soundfile (libsndfile: wav, flac, ogg/vorbis/opus, mp3) opens the file and
+  seeks to the segment, so a 3 s cut of an hour-long recording reads 3 s, not the hour.
+- ``ShardAudio``: one ranged read of the member's bytes (``pread`` locally, a range request on
+  object storage), decoded from memory; the tar is never scanned.
+- ``ArrayAudio``: passed through (down-mixed and resampled if needed).
+
+Multi-channel audio is averaged to mono, unless ``example.extras["channel"]`` names the channel
+to keep (the lhotse reader sets it for cuts of one channel of a multi-channel file). Resampling
+uses soxr (a real band-limited resampler, "HQ" quality by default).
+
+``load_pcm(example)`` returns the stored integer samples without conversion (frames, channels),
+for lossless copies such as the shard writer. Unreadable, corrupt or too short audio raises
+``AudioError`` naming the example id and the file.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from padless.data import fs
+from padless.data.errors import AudioError
+from padless.data.example import (
+    MODEL_SAMPLING_RATE,
+    ArrayAudio,
+    Example,
+    FileAudio,
+    ShardAudio,
+)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How ``load_audio`` turns stored audio into model input."""
+
+    #: Output sampling rate in Hz.
+    sampling_rate: int = MODEL_SAMPLING_RATE
+    #: soxr quality: "HQ" (default; transparent for speech), "VHQ" (slower), "MQ"/"LQ"/"QQ".
+    resample_quality: str = "HQ"
+    #: Seconds a file may end before the manifest's segment does (manifests round durations);
+    #: a larger shortfall is an AudioError rather than a silently shorter example.
+    duration_tolerance: float = 0.1
+
+
+DEFAULT_AUDIO_CONFIG = AudioConfig()
+
+#: libsndfile subtypes whose samples fit int16 exactly; others are read as int32.
+_INT16_SUBTYPES = frozenset(("PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW", "DWVW_12", "DWVW_16"))
+
+
+def describe_source(example: Example) -> str:
+    """Where an example's audio lives, for error messages."""
+    audio = example.audio
+    if isinstance(audio, FileAudio):
+        return audio.path
+    if isinstance(audio, ShardAudio):
+        return f"{audio.shard} @ byte {audio.offset}"
+    return "in-memory array" if isinstance(audio, ArrayAudio) else "no audio"
+
+
+def load_audio(example: Example, config: AudioConfig = DEFAULT_AUDIO_CONFIG) -> np.ndarray:
+    """Float32 mono samples at ``config.sampling_rate``, shape (T,)."""
+    samples, rate = _read(example, "float32", config)  # (frames, channels)
+    mono = _to_mono(example, samples)
+    if rate != config.sampling_rate:
+        import soxr
+
+        mono = soxr.resample(mono, rate, config.sampling_rate, quality=config.resample_quality)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def load_pcm(
+    example: Example, dtype: str = "int16", config: AudioConfig = DEFAULT_AUDIO_CONFIG
+) -> tuple[np.ndarray, int]:
+    """Stored samples as integers, unconverted: ((frames, channels) array of ``dtype``, rate).
+
+    For 16-bit sources ``dtype="int16"`` returns the exact stored PCM; ``"int32"`` holds 24-bit
+    sources exactly (left-aligned, as libsndfile returns them).
+    """
+    return _read(example, dtype, config)
+
+
+def pcm_subtype(example: Example) -> str:
+    """libsndfile subtype of the stored audio ("PCM_16", "PCM_24", "FLOAT", ...)."""
+    audio = example.audio
+    if isinstance(audio, ArrayAudio):
+        return "FLOAT"
+    try:
+        with _open(example) as snd:
+            return str(snd.subtype)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise _error(example, err) from err
+
+
+def is_int16_exact(subtype: str) -> bool:
+    """True when samples of this subtype fit int16 without loss."""
+    return subtype in _INT16_SUBTYPES
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _open(example: Example) -> Iterator[sf.SoundFile]:
+    audio = example.audio
+    if isinstance(audio, FileAudio):
+        if not fs.is_url(audio.path):
+            with sf.SoundFile(fs.local_path(audio.path)) as snd:
+                yield snd
+            return
+        with fs.open_binary(audio.path) as raw, sf.SoundFile(raw) as snd:
+            yield snd
+        return
+    if isinstance(audio, ShardAudio):
+        data = fs.read_range(audio.shard, audio.offset, audio.size)
+        if len(data) != audio.size:
+            raise AudioError(
+                example.id,
+                describe_source(example),
+                f"shard truncated: read {len(data)} of {audio.size} bytes",
+            )
+        with sf.SoundFile(io.BytesIO(data)) as snd:
+            yield snd
+        return
+    raise AudioError(example.id, describe_source(example), "example has no audio reference")
+
+
+def _read(example: Example, dtype: str, config: AudioConfig) -> tuple[np.ndarray, int]:
+    audio = example.audio
+    if isinstance(audio, ArrayAudio):
+        return _from_array(example, audio, dtype), audio.sampling_rate
+    try:
+        with _open(example) as snd:
+            rate = int(snd.samplerate)
+            start, frames = 0, -1
+            if isinstance(audio, FileAudio):
+                start = round(audio.offset * rate)
+                if start >= snd.frames:
+                    raise AudioError(
+                        example.id,
+                        describe_source(example),
+                        f"offset {audio.offset:.3f} s is past the end of the file "
+                        f"({snd.frames / rate:.3f} s)",
+                    )
+                if audio.duration is not None:
+                    frames = round(audio.duration * rate)
+                if start:
+                    snd.seek(start)
+            samples = snd.read(frames, dtype=dtype, always_2d=True)  # (frames, channels)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise _error(example, err) from err
+    if frames > 0 and frames - len(samples) > config.duration_tolerance * rate:
+        raise AudioError(
+            example.id,
+            describe_source(example),
+            f"file ends {(frames - len(samples)) / rate:.3f} s before the segment "
+            f"(offset {start / rate:.3f} s + duration {frames / rate:.3f} s)",
+        )
+    if len(samples) == 0:
+        raise AudioError(example.id, describe_source(example), "no samples")
+    return samples, rate
+
+
+def _from_array(example: Example, audio: ArrayAudio, dtype: str) -> np.ndarray:
+    samples = np.asarray(audio.samples)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    elif samples.ndim == 2:
+        samples = samples.T  # (channels, T) -> (T, channels)
+    else:
+        raise AudioError(example.id, "in-memory array", f"array has shape {samples.shape}")
+    if dtype == "float32":
+        return samples.astype(np.float32, copy=False)
+    if samples.dtype == np.dtype(dtype):
+        return samples
+    scale = np.iinfo(np.dtype(dtype)).max
+    clipped = np.clip(samples.astype(np.float64), -1.0, 1.0)
+    return np.round(clipped * scale).astype(dtype)
+
+
+def _to_mono(example: Example, samples: np.ndarray) -> np.ndarray:
+    channels = samples.shape[1]
+    if channels == 1:
+        return samples[:, 0]
+    channel: Any = (example.extras or {}).get("channel")
+    if channel is not None:
+        if type(channel) is not int or not 0 <= channel < channels:
+            raise AudioError(
+                example.id,
+                describe_source(example),
+                f"channel {channel!r} requested, file has {channels} channels",
+            )
+        return samples[:, channel]
+    return samples.mean(axis=1)
+
+
+def _error(example: Example, err: Exception) -> AudioError:
+    if isinstance(err, AudioError):
+        return err
+    if isinstance(err, FileNotFoundError):
+        reason = "file not found"
+    elif isinstance(err, sf.LibsndfileError | RuntimeError):
+        reason = f"cannot decode audio: {err}"
+    else:
+        reason = f"cannot read audio: {err}"
+    return AudioError(example.id, describe_source(example), reason)
