@@ -798,8 +798,8 @@ class _SamplerSetup:
 class PeerRssReport:
     """Peak RSS of a lhotse peer run in a fresh process."""
 
-    peak_rss_mb: float  # the child's max RSS
-    baseline_rss_mb: float  # its max RSS after imports (python, torch, lhotse), before data
+    peak_rss_mb: float  # the child's max RSS from its baseline on
+    baseline_rss_mb: float  # its RSS after imports (python, torch, lhotse), before any data
     summary: dict[str, Any]  # LhotsePeerResult.summary() of the child's run
 
     @property
@@ -817,8 +817,9 @@ def measure_lhotse_peer_rss(
 
     The child reads (id, duration, num_tokens) per rank from temporary TSV files, streaming them
     when ``config.materialize`` is False, so its memory is lhotse's alone (texts and audio
-    references are left out). Peak = ``getrusage`` max RSS at the end; baseline = the same
-    right after importing lhotse.
+    references are left out). Baseline = RSS right after importing torch and lhotse, where the
+    kernel's peak mark is reset (``/proc/self/clear_refs``); peak = ``getrusage`` max RSS at the
+    end. Without the reset (a kernel refusing it) the baseline is the import-time peak.
     """
     with tempfile.TemporaryDirectory(prefix="padless-lhotse-rss-") as tmp:
         work = Path(tmp)
@@ -855,14 +856,33 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0); False if refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def _rss_child(work: Path, world: int) -> None:
+    import gc
+
     import torch
 
     torch.set_num_threads(1)
     _import_lhotse()
     from lhotse.dataset.sampling import dynamic_bucketing  # noqa: F401  (part of the baseline)
 
-    baseline = _max_rss_mb()
+    # Imports peak above their steady state; without a reset, getrusage would report that peak.
+    gc.collect()
+    baseline = _current_rss_mb() if _reset_peak_rss() else _max_rss_mb()
     config = LhotsePeerConfig.from_json(json.loads((work / "config.json").read_text()))
     rows = [_TsvRows(work / f"rank{r}.tsv") for r in range(world)]
     result = _run(rows, config, keep_batches=False)
