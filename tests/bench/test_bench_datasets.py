@@ -158,3 +158,30 @@ def test_real_manifest_tokenizes_the_transcribed_files(real_data_dir: Path, tmp_
     report2 = bd.real_manifest(real_data_dir, again, work)
     assert not report2.tokenizer_trained and report2.tokenizer_dir == report.tokenizer_dir
     assert again.read_bytes() == out.read_bytes()
+
+
+def test_padless_reads_the_generated_manifests(tmp_path: Path) -> None:
+    from padless.data.stream import read_manifest
+
+    sample = bd.sample_canary_mix(1000, seed=4)
+    mix = tmp_path / "mix.jsonl"
+    bd.write_canary_mix(sample, mix)
+    big = tmp_path / "big.jsonl"
+    bd.bootstrap_manifest(mix, big, 1500, seed=1)
+    for path, n in ((mix, 1000), (big, 1500)):
+        examples = list(read_manifest(str(path), require_text=False))
+        assert len(examples) == n
+        assert all(e.audio is None and e.extras is None for e in examples)
+    examples = list(read_manifest(str(mix), require_text=False))
+    langs = sample.config.languages
+    for ex, d, t, s, g, k in zip(
+        examples,
+        sample.duration,
+        sample.num_tokens,
+        sample.source_lang,
+        sample.target_lang,
+        sample.task,
+        strict=True,
+    ):
+        assert (ex.duration, ex.num_tokens) == (d, t)
+        assert (ex.source_lang, ex.target_lang, ex.task) == (langs[s], langs[g], ("asr", "ast")[k])

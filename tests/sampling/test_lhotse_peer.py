@@ -17,6 +17,7 @@ from padless.sampling.lhotse_peer import (
     Grid2D,
     LhotseMissingError,
     LhotsePeerConfig,
+    bins_from_plan,
     measure_lhotse_peer_rss,
     run_lhotse_peer,
 )
@@ -276,3 +277,30 @@ def test_peak_rss_in_a_subprocess(examples) -> None:
     assert report.summary["examples"] == len(examples)
     assert len(report.summary["steps"]) == 2
     assert math.isfinite(report.summary["examples_per_s"])
+
+
+@pytest.mark.parametrize("bins", ["equal-duration", "optimal"])
+@pytest.mark.parametrize("subbuckets", [1, 2])
+def test_bins_from_plan_give_padless_bucket_indices(examples, bins, subbuckets) -> None:
+    from padless.sampling.assign import BucketAssigner
+    from padless.sampling.filters import FilterConfig
+    from padless.sampling.plan import PlanConfig, estimate_plan
+
+    dur = np.array([e.duration for e in examples])
+    tok = np.array([e.num_tokens for e in examples])
+    config = PlanConfig(num_buckets=12, num_subbuckets=subbuckets, bins=bins)
+    plan = estimate_plan(dur[:1500], tok[:1500], config, FilterConfig(max_duration=30.0))
+    edges = bins_from_plan(plan)
+    assert len(edges) == len(plan.buckets)
+    for mode in ("strict", "flexible"):
+        ours = BucketAssigner(plan, mode).assign(dur, tok)
+        if subbuckets == 1:
+            inner = edges[:-1]
+            peer = [bisect_left(inner, d) if d <= edges[-1] else -1 for d in dur]
+        else:
+            grid = Grid2D(edges, strict=mode == "strict")
+            peer = [
+                -1 if (b := grid.assign(d, t)) is None else b
+                for d, t in zip(dur.tolist(), tok.tolist(), strict=True)
+            ]
+        np.testing.assert_array_equal(ours, peer)
