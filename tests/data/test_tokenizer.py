@@ -299,24 +299,23 @@ def test_invalid_task_languages_are_errors_naming_the_example(tok: CanaryTokeniz
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
+        (b'{"id": "x", "duration": 1.0, "source_lang": "en"}', "missing text"),
         (
-            b'{"duration": 1.0, "source_lang": "en", "target_lang": "en"}',
-            "missing text (need 'text' or 'answer')",
+            b'{"id": "x", "duration": 1.0, "text": "hi"',
+            "bad JSON at column 42: unexpected end of data",
         ),
-        (b'{"text": "hi", "duration": 1.0}', "missing language (need 'target_lang')"),
-        (b'{"text": "hi", "target_lang": "en"', "bad JSON"),
-        (b"[1, 2]", "not a JSON object"),
+        (b"[1, 2]", "expected a JSON object, got list"),
     ],
 )
 def test_bad_training_lines_name_file_and_line(tmp_path: Path, line: bytes, reason: str) -> None:
-    good = orjson.dumps({"text": "hello there", "target_lang": "en"})
+    good = orjson.dumps({"id": "g", "duration": 1.0, "text": "hello there", "lang": "en"})
     manifest = tmp_path / "bad.jsonl"
     manifest.write_bytes(b"\n".join([good, good, line, good]) + b"\n")
     config = TokenizerTrainConfig(vocab_per_lang=20)
     with pytest.raises(ManifestError) as err:
         train_tokenizer([str(manifest)], tmp_path / "tok", config)
     assert (err.value.path, err.value.line) == (str(manifest), 3)
-    assert str(err.value).startswith(f"{manifest}:3: {reason}")
+    assert str(err.value) == f"{manifest}:3: {reason}"
     # Under on_error="skip" the line is skipped and counted.
     skip = TokenizerTrainConfig(vocab_per_lang=20, on_error="skip")
     result = train_tokenizer([str(manifest)], tmp_path / "tok", skip)
@@ -324,8 +323,22 @@ def test_bad_training_lines_name_file_and_line(tmp_path: Path, line: bytes, reas
     assert result.sentences_seen == {"en": 3}
 
 
+def test_examples_without_language_are_errors_or_counted(tmp_path: Path) -> None:
+    rows = [{"id": "a", "duration": 1.0, "text": "hello there", "lang": "en"}] * 3
+    manifest = write_manifest(
+        tmp_path / "m.jsonl", [*rows, {"id": "z", "duration": 1.0, "text": "hi"}]
+    )
+    with pytest.raises(PromptError, match=r"m\.jsonl: example 'z' has no language"):
+        train_tokenizer([str(manifest)], tmp_path / "t", TokenizerTrainConfig(vocab_per_lang=20))
+    skip = TokenizerTrainConfig(vocab_per_lang=20, on_error="skip")
+    result = train_tokenizer([str(manifest)], tmp_path / "t", skip)
+    assert dict(result.skipped.by_reason) == {"no language": 1}
+    assert result.sentences_seen == {"en": 3}
+
+
 def test_training_errors_name_the_language(tmp_path: Path) -> None:
-    manifest = write_manifest(tmp_path / "m.jsonl", [{"text": "a tiny text", "target_lang": "en"}])
+    row = {"id": "a", "duration": 1.0, "text": "a tiny text", "target_lang": "en"}
+    manifest = write_manifest(tmp_path / "m.jsonl", [row])
     with pytest.raises(ValueError, match=r"training the en model .*Vocabulary size too high"):
         train_tokenizer([str(manifest)], tmp_path / "t", TokenizerTrainConfig(vocab_per_lang=500))
     with pytest.raises(ValueError, match=r"no training text for language\(s\) \['de'\]"):

@@ -38,11 +38,11 @@ def test_train_then_info(tmp_path: Path) -> None:
     args = ["tokenizer", "train", str(manifest), "--out", str(out), "--vocab-per-lang", "30"]
     failed = runner.invoke(app, args)
     assert failed.exit_code != 0
-    assert f"{manifest}:101: missing text" in str(failed.exception)
+    assert str(failed.exception) == f"{manifest}:101: missing text"
 
     result = runner.invoke(app, [*args, "--on-error", "skip"])
     assert result.exit_code == 0, result.output
-    assert "skipped 1 malformed records (1 missing text (need 'text' or 'answer'))" in result.output
+    assert "skipped 1 malformed records (1 missing text)" in result.output
     assert "vocab_size 70" in result.output  # 8 specials + 2 languages + 2 x 30 pieces
     tok = CanaryTokenizer.load(out)
     assert tok.languages == ("en", "fr")

@@ -57,6 +57,11 @@ def check_lang_code(lang: str) -> str:
 class PromptError(PadlessInputError):
     """An example whose task and languages do not make a valid prompt."""
 
+    def __init__(self, message: str, reason: str = "invalid prompt") -> None:
+        # ``reason`` has a default so the error can be rebuilt from its message alone, which is
+        # how DataLoader workers re-raise errors in the main process.
+        super().__init__(message, reason)
+
 
 def example_langs(example: Example) -> tuple[str, str]:
     """(source_lang, target_lang) of an example; for ASR a missing one equals the other.
