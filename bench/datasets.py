@@ -498,6 +498,72 @@ def real_cmd(
     _print_stats(f"{out} ({elapsed:.1f} s)", length_statistics(report.duration, report.num_tokens))
 
 
+@app.command("record")
+def record_cmd(
+    real_dir: Path = typer.Option(..., help="The shared real metadata folder."),
+    n: int = typer.Option(1_000_000, help="Lines of the synthetic and bootstrapped manifests."),
+    out_dir: Path = typer.Option(Path(__file__).parent / "results", help="Record folder."),
+) -> None:
+    """Time every generator at full size in a temporary folder; write a dated record with the
+    statistics of each manifest (the check of the mix against its description)."""
+    import datetime as dt
+    import os
+    import platform
+    import tempfile
+
+    timings: list[tuple[str, float, dict[str, float | int]]] = []
+    with tempfile.TemporaryDirectory(prefix="padless-datasets-") as tmp:
+        work = Path(tmp)
+        start = time.perf_counter()
+        sample = sample_canary_mix(n, 0)
+        write_canary_mix(sample, work / "mix.jsonl")
+        stats = length_statistics(sample.duration, sample.num_tokens)
+        timings.append((f"canary-mix --n {n} --seed 0", time.perf_counter() - start, stats))
+
+        start = time.perf_counter()
+        report = real_manifest(real_dir, work / "real.jsonl", work / "work")
+        stats = length_statistics(report.duration, report.num_tokens)
+        timings.append(("real (tokenizer trained, 1024/lang)", time.perf_counter() - start, stats))
+
+        start = time.perf_counter()
+        bootstrap_manifest(work / "real.jsonl", work / "big.jsonl", n, 0)
+        elapsed = time.perf_counter() - start
+        stats = length_statistics(*read_lengths(work / "big.jsonl"))
+        timings.append((f"big --n {n} --from real.jsonl", elapsed, stats))
+
+    date = dt.date.today().isoformat()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    keys = list(timings[0][2])
+    lines = [
+        f"# Benchmark datasets ({date})\n",
+        f"Command: `python bench/datasets.py record --real-dir {real_dir} --n {n}`\n",
+        f"- machine: `{' '.join(platform.uname())}`; CPU: {cpu}, {os.cpu_count()} cores (shared)",
+        f"- python {platform.python_version()}, numpy {np.__version__}, "
+        f"orjson {orjson.__version__}",
+        "- mix shape: `CanaryMixConfig()` defaults (see bench/datasets.py)\n",
+        "| generator | seconds | " + " | ".join(keys) + " |",
+        "|---|---:|" + "---:|" * len(keys),
+        *(
+            f"| {name} | {sec:.1f} | "
+            + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in st.values())
+            + " |"
+            for name, sec, st in timings
+        ),
+        "",
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{date}-datasets.md"
+    out.write_text("\n".join(lines))
+    typer.echo(f"wrote {out}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     app(args=list(argv) if argv is not None else None)
 
