@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pytest
 import soundfile as sf
+from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 
 
 def pcm16(seconds: float, rate: int = 16_000, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -51,6 +52,48 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any] | str | bytes]) -> Pat
             f.write(row if isinstance(row, bytes) else orjson.dumps(row))
             f.write(b"\n")
     return path
+
+
+# lhotse recipes often store full language names; padless maps the obvious ones to codes.
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "fr", "es": "es"}
+
+
+def build_lhotse_cuts(rows: list[dict[str, Any]], root: Path) -> CutSet:
+    """The corpus manifest rows as lhotse MonoCuts (custom fields in NeMo vocabulary)."""
+    recordings: dict[str, Recording] = {}
+    cuts = []
+    for row in rows:
+        path = str(root / row["audio_filepath"])
+        rec = recordings.setdefault(path, Recording.from_file(path, recording_id=Path(path).stem))
+        start = row.get("offset", 0.0)
+        sup = SupervisionSegment(
+            id=row["id"],
+            recording_id=rec.id,
+            start=0.0,
+            duration=row["duration"],
+            text=row["text"],
+            language=LANGUAGE_NAMES[row["source_lang"]],
+            speaker=row["speaker"],
+        )
+        custom = {"target_lang": row["target_lang"], "taskname": row["taskname"], "pnc": row["pnc"]}
+        cuts.append(
+            MonoCut(
+                id=row["id"],
+                start=start,
+                duration=row["duration"],
+                channel=0,
+                recording=rec,
+                supervisions=[sup],
+                custom=custom,
+            )
+        )
+    return CutSet.from_cuts(cuts)
+
+
+@pytest.fixture
+def to_lhotse() -> Callable[[list[dict[str, Any]], Path], CutSet]:
+    """``to_lhotse(rows, root)``: NeMo rows of the ``corpus`` fixture as a lhotse CutSet."""
+    return build_lhotse_cuts
 
 
 @pytest.fixture

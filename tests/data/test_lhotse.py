@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,45 +14,10 @@ from padless.data.audio import load_audio
 from padless.data.example import FileAudio
 from padless.data.stream import read_manifest
 
-# lhotse recipes often store full language names; padless maps the obvious ones to codes.
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "fr", "es": "es"}
-
-
-def lhotse_cuts(rows: list[dict[str, Any]], root: Path) -> CutSet:
-    """The corpus manifest rows as lhotse MonoCuts (custom fields in NeMo vocabulary)."""
-    recordings: dict[str, Recording] = {}
-    cuts = []
-    for row in rows:
-        path = str(root / row["audio_filepath"])
-        rec = recordings.setdefault(path, Recording.from_file(path, recording_id=Path(path).stem))
-        start = row.get("offset", 0.0)
-        sup = SupervisionSegment(
-            id=row["id"],
-            recording_id=rec.id,
-            start=0.0,
-            duration=row["duration"],
-            text=row["text"],
-            language=LANGUAGE_NAMES[row["source_lang"]],
-            speaker=row["speaker"],
-        )
-        custom = {"target_lang": row["target_lang"], "taskname": row["taskname"], "pnc": row["pnc"]}
-        cuts.append(
-            MonoCut(
-                id=row["id"],
-                start=start,
-                duration=row["duration"],
-                channel=0,
-                recording=rec,
-                supervisions=[sup],
-                custom=custom,
-            )
-        )
-    return CutSet.from_cuts(cuts)
-
 
 @pytest.mark.parametrize("name", ["cuts.jsonl.gz", "cuts.jsonl"])
-def test_lhotse_cuts_equal_nemo_examples(corpus: dict, name: str) -> None:
-    cutset = lhotse_cuts(corpus["rows"], corpus["root"])
+def test_lhotse_cuts_equal_nemo_examples(corpus: dict, to_lhotse, name: str) -> None:
+    cutset = to_lhotse(corpus["rows"], corpus["root"])
     path = corpus["root"] / name
     cutset.to_file(path)
     from_lhotse = list(read_manifest(str(path)))
@@ -98,8 +62,8 @@ def test_cut_custom_fields_and_translation_target(tmp_path: Path, make_audio) ->
     assert example.extras == {"gender": "f", "domain": "demo", "text": "hallo welt"}
 
 
-def test_reader_does_not_import_lhotse(corpus: dict) -> None:
-    lhotse_cuts(corpus["rows"], corpus["root"]).to_file(corpus["root"] / "cuts.jsonl.gz")
+def test_reader_does_not_import_lhotse(corpus: dict, to_lhotse) -> None:
+    to_lhotse(corpus["rows"], corpus["root"]).to_file(corpus["root"] / "cuts.jsonl.gz")
     code = (
         "import sys; from padless.data.stream import read_manifest; "
         f"n = len(list(read_manifest({str(corpus['root'] / 'cuts.jsonl.gz')!r}))); "

@@ -1,0 +1,178 @@
+"""Indexed shards: equal Examples across NeMo / lhotse / shards, bit-identical PCM, byte
+offsets that point at the FLAC members, deterministic output, the `padless shard` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tarfile
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import orjson
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from padless.cli import app
+from padless.data.audio import load_audio, load_pcm
+from padless.data.errors import AudioError, PadlessInputError
+from padless.data.example import ArrayAudio, Example, FileAudio, ShardAudio
+from padless.data.shards import ShardSet, ShardWriterConfig, shard_key, write_shards
+from padless.data.stream import read_manifest
+
+
+def _without_audio(example: Example) -> Example:
+    return dataclasses.replace(example, audio=None)
+
+
+def test_nemo_lhotse_and_shards_give_equal_examples(
+    corpus: dict, to_lhotse, tmp_path: Path
+) -> None:
+    nemo = list(read_manifest(str(corpus["manifest"])))
+    to_lhotse(corpus["rows"], corpus["root"]).to_file(tmp_path / "cuts.jsonl.gz")
+    lhotse = list(read_manifest(str(tmp_path / "cuts.jsonl.gz")))
+    result = write_shards(nemo, tmp_path / "shards", ShardWriterConfig(shard_size=3))
+    sharded = list(read_manifest(str(tmp_path / "shards")))
+
+    assert [s.examples for s in result.shards.shards] == [3, 3, 1]
+    assert all(isinstance(e.audio, ShardAudio) for e in sharded)
+    assert lhotse == nemo
+    assert [_without_audio(e) for e in sharded] == [_without_audio(e) for e in nemo]
+    for original, stored in zip(nemo, sharded, strict=True):
+        pcm, rate = load_pcm(original)
+        stored_pcm, stored_rate = load_pcm(stored)
+        assert stored_rate == rate
+        assert stored_pcm.dtype == np.int16
+        np.testing.assert_array_equal(stored_pcm, pcm)  # bit-identical
+        np.testing.assert_array_equal(load_audio(stored), load_audio(original))
+
+
+def test_offsets_point_at_flac_members(corpus: dict, tmp_path: Path) -> None:
+    write_shards(read_manifest(str(corpus["manifest"])), tmp_path, ShardWriterConfig(shard_size=10))
+    shard_set = ShardSet.load(str(tmp_path))
+    (info,) = shard_set.shards
+    index = [orjson.loads(line) for line in (tmp_path / info.index).read_bytes().splitlines()]
+    tar_bytes = (tmp_path / info.tar).read_bytes()
+    assert info.tar_bytes == len(tar_bytes) and info.examples == len(index) == 7
+    with tarfile.open(tmp_path / info.tar) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == [
+            f"{r['key']}.{ext}" for r in index for ext in ("flac", "json")
+        ]
+        for row, flac, meta in zip(index, members[::2], members[1::2], strict=True):
+            assert (flac.offset_data, flac.size) == (row["offset"], row["size"])
+            data = tar_bytes[row["offset"] : row["offset"] + row["size"]]
+            assert sf.info(io.BytesIO(data)).format == "FLAC"
+            member_meta = orjson.loads(tar.extractfile(meta).read())  # type: ignore[union-attr]
+            assert member_meta == {
+                k: v for k, v in row.items() if k not in ("key", "offset", "size")
+            }
+    assert shard_set.examples == 7
+    assert shard_set.duration == pytest.approx(sum(r["duration"] for r in corpus["rows"]), abs=1e-3)
+
+
+def test_output_is_deterministic_across_processes(corpus: dict, tmp_path: Path) -> None:
+    examples = list(read_manifest(str(corpus["manifest"])))
+    write_shards(examples, tmp_path / "one", ShardWriterConfig(shard_size=2, jobs=1))
+    write_shards(examples, tmp_path / "two", ShardWriterConfig(shard_size=2, jobs=2))
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert len(names) == 9  # 4 tars, 4 indexes, shards.json
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_high_resolution_and_multichannel_sources_are_kept(tmp_path: Path, make_audio) -> None:
+    make_audio(tmp_path / "hi.wav", 0.5, rate=44_100, channels=2, subtype="PCM_24")
+    src = Example("hi", 0.5, FileAudio(str(tmp_path / "hi.wav"), 0.0, 0.5), "x", "en", "en")
+    write_shards([src], tmp_path / "s")
+    (stored,) = read_manifest(str(tmp_path / "s"))
+    assert stored.sampling_rate == 44_100
+    original, _ = load_pcm(src, "int32")
+    kept, rate = load_pcm(stored, "int32")
+    assert (rate, kept.shape) == (44_100, (22_050, 2))
+    np.testing.assert_array_equal(kept, original)  # 24-bit exact
+    assert load_audio(stored).shape == (8000,)  # mono, 16 kHz
+
+
+def test_in_memory_audio_is_quantized_to_24_bits(tmp_path: Path) -> None:
+    samples = np.sin(np.linspace(0, 200, 16_000, dtype=np.float32)) * 0.5
+    example = Example("arr", 1.0, ArrayAudio(samples, 16_000), "x", "en", "en")
+    write_shards([example], tmp_path)
+    (stored,) = read_manifest(str(tmp_path))
+    assert np.max(np.abs(load_audio(stored) - samples)) < 2**-22
+
+
+def test_keys_are_safe_and_distinct() -> None:
+    ids = ["a/b.wav#1.500", "a_b_wav_1_500", "a:b.wav#1.500", "x" * 300, "plain-id_7"]
+    keys = [shard_key(i) for i in ids]
+    assert len(set(keys)) == len(keys)
+    assert keys[1] == "a_b_wav_1_500" and keys[4] == "plain-id_7"  # unchanged when already safe
+    assert all(len(k) <= 80 and all(c.isalnum() or c in "_-" for c in k) for k in keys)
+
+
+def test_duplicate_ids_and_unreadable_audio(corpus: dict, tmp_path: Path) -> None:
+    examples = list(read_manifest(str(corpus["manifest"])))
+    with pytest.raises(PadlessInputError, match="duplicate example id 'utt1'"):
+        write_shards([*examples, examples[1]], tmp_path / "dup")
+    broken = corpus["root"] / "audio" / "utt3.wav"
+    broken.write_bytes(b"RIFF....not audio")
+    with pytest.raises(AudioError, match=r"example 'utt3' \(.*utt3\.wav\): cannot decode audio"):
+        write_shards(examples, tmp_path / "raise")
+    result = write_shards(
+        [*examples, examples[1]], tmp_path / "skip", ShardWriterConfig(on_error="skip")
+    )
+    assert result.shards.examples == 6
+    assert result.skipped.total == 2 and result.skipped.by_reason["duplicate id"] == 1
+    assert any("example 'utt3'" in message for message in result.skipped.examples)
+    assert [e.id for e in read_manifest(str(tmp_path / "skip"))] == [
+        e.id for e in examples if e.id != "utt3"
+    ]
+
+
+def test_existing_shard_set_is_not_overwritten_by_accident(corpus: dict, tmp_path: Path) -> None:
+    examples = list(read_manifest(str(corpus["manifest"])))
+    write_shards(examples, tmp_path)
+    with pytest.raises(FileExistsError, match=r"shards\.json exists"):
+        write_shards(examples, tmp_path)
+    write_shards(examples[:2], tmp_path, ShardWriterConfig(overwrite=True))
+    assert ShardSet.load(str(tmp_path)).examples == 2
+
+
+def test_shards_read_through_fsspec(corpus: dict, tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    write_shards(read_manifest(str(corpus["manifest"])), out, ShardWriterConfig(shard_size=4))
+    memory = fsspec.filesystem("memory")
+    for path in out.iterdir():
+        memory.pipe_file(f"/padless-shards/{path.name}", path.read_bytes())
+    try:
+        remote = list(read_manifest("memory://padless-shards"))
+        local = list(read_manifest(str(out)))
+        assert [_without_audio(e) for e in remote] == [_without_audio(e) for e in local]
+        assert remote[0].audio.shard == "memory://padless-shards/shard-000000.tar"  # type: ignore[union-attr]
+        np.testing.assert_array_equal(load_audio(remote[-1]), load_audio(local[-1]))
+    finally:
+        memory.rm("/padless-shards", recursive=True)
+
+
+def test_cli_shard(corpus: dict, tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["shard", str(corpus["manifest"]), "--out", str(out), "--shard-size", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 shard(s), 7 examples" in result.output
+    assert "manifest lines: skipped 0 malformed records" in result.output
+    assert ShardSet.load(str(out)).examples == 7
+
+    bad = corpus["root"] / "with-bad-line.jsonl"
+    bad.write_bytes(corpus["manifest"].read_bytes() + b'{"id": "z", "duration": -1, "text": "x"}\n')
+    result = runner.invoke(
+        app, ["shard", str(bad), "--out", str(tmp_path / "b"), "--on-error", "skip"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 malformed records (1 negative duration)" in result.output
+    assert f"{bad}:8: negative duration -1" in result.output
