@@ -68,8 +68,8 @@ def shard(
     hours = shards.duration / 3600
     size_mb = sum(s.tar_bytes for s in shards.shards) / 1e6
     console.print(
-        f"wrote {len(shards.shards)} shard(s), {shards.examples:,} examples, {hours:.2f} h of audio, "
-        f"{size_mb:,.1f} MB to {out} in {result.seconds:.1f} s "
+        f"wrote {len(shards.shards)} shard(s), {shards.examples:,} examples, "
+        f"{hours:.2f} h of audio, {size_mb:,.1f} MB to {out} in {result.seconds:.1f} s "
         f"({shards.duration / max(result.seconds, 1e-9):,.0f}x real time)"
     )
     console.print(f"manifest lines: {examples.skipped.report()}")
