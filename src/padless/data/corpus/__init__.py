@@ -5,4 +5,5 @@ espeak-ng, with transcripts and exact translations (ASR in each language, AST X-
 - plan.py     `CorpusConfig` and what each utterance says, in which voice, for which task
 - espeak.py   the espeak-ng C API through ctypes, reproducible per call
 - synth.py    plan -> 16 kHz FLAC bytes + NeMo manifest record (runs in worker processes)
+- writer.py   `synthesize_corpus`: the worker pool, FLAC files, manifests, shards, corpus.json
 """

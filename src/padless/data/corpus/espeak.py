@@ -10,11 +10,12 @@ every block of 16-bit samples at the voice's rate (22050 Hz), so no audio device
 Reproducibility: espeak-ng's waveform generator keeps static state that no API call resets (the
 pitch-flutter phase, gain control, cycle counters; ``espeak_Initialize`` leaves them alone), so
 the same text spoken twice gives different samples and lengths depending on everything spoken
-before. `Espeak.synthesize` therefore speaks in a forked child of a process that has never
-synthesized anything: every call starts from the same state, and the output is a function of its
-arguments only. The fork adds a few milliseconds per call, which makes synthesis ~2.5x slower
-than speaking in-process (bench/bench_corpus.py measures both) and still hundreds of times faster
-than real time. POSIX only (``os.fork``).
+before; and its noise sources (breathy voices, fricatives) differ from process to process unless
+seeded. `Espeak.synthesize` therefore speaks in a forked child of a process that has never
+synthesized anything, with espeak-ng's and the C library's random generators seeded from its
+``seed`` argument: the output is a function of the arguments only. The fork adds a few
+milliseconds per call, about 2.5x the in-process synthesis time (bench/bench_corpus.py measures
+both), which leaves synthesis hundreds of times faster than real time. POSIX only (``os.fork``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Espeak:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -82,18 +84,23 @@ class Espeak:
             self._blocks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0  # continue synthesis
 
-    def synthesize(self, text: str, voice: str, rate: int = 175, pitch: int = 50) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice: str, rate: int = 175, pitch: int = 50, seed: int = 0
+    ) -> np.ndarray:
         """Speak ``text``; returns int16 samples, shape (num_samples,), at `sampling_rate`.
 
         ``voice`` is an espeak-ng voice name with an optional variant, e.g. ``"de"``,
-        ``"en-us+f2"``, ``"es+klatt3"``; ``rate`` is in words per minute, ``pitch`` 0-100.
-        Runs in a forked child, so the result does not depend on earlier calls.
+        ``"en-us+f2"``, ``"es+klatt3"``; ``rate`` is in words per minute, ``pitch`` 0-100;
+        ``seed`` seeds the noise sources. Runs in a forked child, so the result depends on the
+        arguments only.
         """
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child: speak, send b"ok" + samples or b"er" + message, exit at once
             os.close(read_fd)
             try:
+                self._lib.espeak_ng_SetRandSeed(seed)
+                ctypes.CDLL(None).srand(seed)
                 payload = b"ok" + self._speak(text, voice, rate, pitch).tobytes()
             except BaseException as err:  # reported to the parent, which raises
                 payload = b"er" + str(err).encode()

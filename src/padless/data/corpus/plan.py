@@ -97,6 +97,7 @@ class UtterancePlan:
     rate: int
     pitch: int
     silence: tuple[float, float]  # seconds before, after
+    noise_seed: int  # of espeak-ng's noise sources (breathy voices, fricatives)
 
     def texts(self, num_sentences: int | None = None) -> dict[str, str]:
         """The utterance in every language, using its first ``num_sentences`` sentences."""
@@ -150,4 +151,5 @@ def plan_utterance(config: CorpusConfig, index: int) -> UtterancePlan:
         rate=rng.randint(*config.rate_range),
         pitch=rng.randint(*config.pitch_range),
         silence=(rng.uniform(*config.silence_range), rng.uniform(*config.silence_range)),
+        noise_seed=rng.getrandbits(31),
     )

@@ -33,7 +33,7 @@ class RenderedUtterance:
 
 def speak(plan: UtterancePlan, text: str, engine: Espeak) -> np.ndarray:
     """Synthesize ``text`` in the plan's voice; int16 samples at 16 kHz, shape (num_samples,)."""
-    pcm = engine.synthesize(text, plan.voice, rate=plan.rate, pitch=plan.pitch)
+    pcm = engine.synthesize(text, plan.voice, plan.rate, plan.pitch, seed=plan.noise_seed)
     # soxr's default "HQ" quality; int16 in, int16 out (it rounds and clips).
     speech = soxr.resample(pcm, engine.sampling_rate, MODEL_SAMPLING_RATE)
     before, after = (round(s * MODEL_SAMPLING_RATE) for s in plan.silence)

@@ -1,0 +1,137 @@
+"""The corpus writer end to end: a small synthesized corpus, read back through the NeMo reader
+and the shards, and `padless demo` on it."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from padless.cli import app
+from padless.data.audio import load_pcm
+from padless.data.corpus.plan import CorpusConfig
+from padless.data.corpus.writer import (
+    CORPUS_JSON,
+    direction,
+    is_complete,
+    manifest_paths,
+    synthesize_corpus,
+)
+from padless.data.example import FileAudio, ShardAudio
+from padless.data.stream import read_manifest
+
+SMALL = CorpusConfig(hours=0.1, seed=0)  # ~50 utterances, a few seconds on 2 cores
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    synthesize_corpus(SMALL, out, workers=2, progress=False)
+    return out
+
+
+def _records(out: Path) -> list[dict]:
+    return [
+        orjson.loads(line)
+        for path in manifest_paths(out).values()
+        for line in path.read_bytes().splitlines()
+    ]
+
+
+def test_corpus_layout_languages_and_directions(corpus: Path):
+    records = _records(corpus)
+    total = sum(r["duration"] for r in records)
+    assert SMALL.hours * 3600 <= total < SMALL.hours * 3600 + SMALL.max_duration
+    assert {r["source_lang"] for r in records} == {"de", "en", "es", "fr"}
+    directions = {direction(r["source_lang"], r["target_lang"], r["taskname"]) for r in records}
+    assert directions == {
+        *(f"{x} asr" for x in ("de", "en", "es", "fr")),
+        *(f"{x}->en ast" for x in ("de", "es", "fr")),
+        *(f"en->{x} ast" for x in ("de", "es", "fr")),
+    }
+    assert {r["pnc"] for r in records} == {"yes", "no"}
+    assert all(0.2 < r["duration"] <= SMALL.max_duration for r in records)
+    assert len({r["id"] for r in records}) == len(records)
+    meta = orjson.loads((corpus / CORPUS_JSON).read_bytes())
+    assert meta["complete"] and meta["utterances"] == len(records)
+    assert is_complete(corpus, SMALL)
+    assert not is_complete(corpus, dataclasses.replace(SMALL, seed=1))
+
+
+def test_flac_files_match_the_manifest(corpus: Path):
+    for record in _records(corpus):
+        audio, rate = sf.read(corpus / record["audio_filepath"], dtype="int16")
+        info = sf.info(corpus / record["audio_filepath"])
+        assert (info.format, info.subtype, info.channels, rate) == ("FLAC", "PCM_16", 1, 16000)
+        assert len(audio) / 16000 == record["duration"]
+        assert np.abs(audio).max() > 1000
+
+
+def test_manifests_read_by_the_nemo_reader_and_shards_hold_the_same_examples(corpus: Path):
+    for split, path in manifest_paths(corpus).items():
+        from_manifest = list(read_manifest(str(path)))
+        from_shards = list(read_manifest(str(corpus / "shards" / split)))
+        assert len(from_manifest) == len(from_shards) > 0
+        for a, b in zip(from_manifest, from_shards, strict=True):
+            assert isinstance(a.audio, FileAudio) and isinstance(b.audio, ShardAudio)
+            assert Path(a.audio.path).is_file()
+            fields = ("id", "duration", "text", "source_lang", "target_lang", "task", "pnc")
+            assert all(getattr(a, f) == getattr(b, f) for f in fields)
+            assert a.extras == b.extras and a.extras is not None and "voice" in a.extras
+            assert a.task == ("asr" if a.source_lang == a.target_lang else "ast")
+        pcm_file, _ = load_pcm(from_manifest[0], "int16")
+        pcm_shard, _ = load_pcm(from_shards[0], "int16")
+        assert np.array_equal(pcm_file, pcm_shard)
+
+
+def test_same_seed_same_bytes_whatever_the_workers(corpus: Path, tmp_path: Path):
+    config = dataclasses.replace(SMALL, hours=0.01)
+    a = synthesize_corpus(config, tmp_path / "a", workers=1, progress=False)
+    b = synthesize_corpus(config, tmp_path / "b", workers=2, progress=False)
+    assert a.utterances == b.utterances > 0
+    files_a = sorted(p.relative_to(a.out_dir) for p in a.out_dir.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b.out_dir) for p in b.out_dir.rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert (a.out_dir / rel).read_bytes() == (b.out_dir / rel).read_bytes(), rel
+    # A longer corpus (the fixture) starts with the same utterances.
+    for path in manifest_paths(a.out_dir).values():
+        assert (corpus / path.name).read_bytes().startswith(path.read_bytes())
+
+
+def test_rewrite_replaces_only_our_entries_and_refuses_foreign_folders(tmp_path: Path):
+    config = CorpusConfig(hours=0.003, seed=2)
+    out = tmp_path / "c"
+    synthesize_corpus(config, out, workers=1, progress=False)
+    (out / "notes.txt").write_text("mine")
+    stale = out / "audio" / "9999" / "stale.flac"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    synthesize_corpus(dataclasses.replace(config, seed=3), out, workers=1, progress=False)
+    assert not stale.exists() and (out / "notes.txt").read_text() == "mine"
+    assert is_complete(out, dataclasses.replace(config, seed=3))
+
+    foreign = tmp_path / "foreign"
+    (foreign / "audio").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="not a padless corpus"):
+        synthesize_corpus(config, foreign, workers=1, progress=False)
+
+
+def test_demo_keeps_a_complete_corpus_then_trains_and_plots(corpus: Path, tmp_path: Path):
+    out = tmp_path / "demo"
+    shutil.copytree(corpus, out)
+    before = (out / "train.jsonl").stat().st_mtime_ns
+    args = ["demo", "--out", str(out), "--hours", str(SMALL.hours), "--seed", str(SMALL.seed)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "kept the corpus already in" in result.output
+    assert (out / "train.jsonl").stat().st_mtime_ns == before
+    assert (out / "tokenizer" / "tokenizer.json").is_file()
+    assert (out / "stats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "tokens/s" in result.output and "de->en ast" in result.output
