@@ -82,8 +82,9 @@ def _print_summary(console: Console, summary: CorpusSummary) -> None:
     table.add_row("total", f"{summary.utterances:,}", f"{summary.seconds / 3600:.3f}")
     console.print(table)
     console.print(
-        f"{summary.seconds:,.0f} s of audio in {summary.wall_seconds:.1f} s with "
-        f"{summary.workers} workers: {summary.speed:.0f}x real time"
+        f"{summary.seconds:,.0f} s of audio in {summary.wall_seconds:.1f} s "
+        f"(shards {summary.shard_seconds:.1f} s) with {summary.workers} workers: "
+        f"{summary.speed:.0f}x real time"
     )
 
 
