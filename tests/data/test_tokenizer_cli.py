@@ -52,3 +52,18 @@ def test_train_then_info(tmp_path: Path) -> None:
     assert info.exit_code == 0, info.output
     assert "     9  <|fr|>" in info.output
     assert "    40..69  fr pieces" in info.output
+
+
+def test_train_one_language_counts_the_others(tmp_path: Path) -> None:
+    rows = [
+        {"id": f"{lang}{i}", "duration": 1.0, "text": text, "lang": lang}
+        for lang, text in (("en", "one two three"), ("fr", "un deux trois"), ("de", "eins zwei"))
+        for i in range(10)
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    args = ["tokenizer", "train", str(manifest), "--out", str(tmp_path / "tok")]
+    result = CliRunner().invoke(app, [*args, "--vocab-per-lang", "12", "--languages", "fr"])
+    assert result.exit_code == 0, result.output
+    assert "skipped examples in languages not asked for: 10 de, 10 en" in result.output
+    assert CanaryTokenizer.load(tmp_path / "tok").languages == ("fr",)

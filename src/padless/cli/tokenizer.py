@@ -91,6 +91,9 @@ def train(
             f" {tok.lang_vocab_sizes[lang]} pieces at ids {tok.offsets[lang]}.."
             f"{tok.offsets[lang] + tok.lang_vocab_sizes[lang] - 1}"
         )
+    if result.other_languages:
+        counts = ", ".join(f"{n:,} {lang}" for lang, n in sorted(result.other_languages.items()))
+        console.print(f"skipped examples in languages not asked for: {counts}")
     console.print(result.skipped.report())
     console.print(f"vocab_size {tok.vocab_size} -> {result.out_dir}")
 

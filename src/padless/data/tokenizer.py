@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -546,7 +547,8 @@ class TrainResult:
     out_dir: Path
     sentences_seen: Mapping[str, int]  # per language, in the manifests
     sentences_used: Mapping[str, int]  # per language, after the cap
-    skipped: SkipCounter  # malformed lines (on_error="skip") and other-language lines
+    other_languages: Mapping[str, int]  # examples skipped for a language not in `languages`
+    skipped: SkipCounter  # malformed lines (on_error="skip")
 
 
 def train_tokenizer(
@@ -558,19 +560,20 @@ def train_tokenizer(
     """Train one SentencePiece BPE model per language from the manifests' texts, save the
     aggregate tokenizer to ``out_dir`` and return it with reading statistics.
 
-    ``on_line`` is called once per manifest line read (a progress-bar hook).
+    ``on_line`` is called once per example read (a progress-bar hook).
     """
     if not manifests:
         raise ValueError("no manifests given")
     wanted = set(config.languages) if config.languages is not None else None
     skipped = SkipCounter()
+    other: Counter[str] = Counter()
     reservoirs: dict[str, _Reservoir] = {}
     for path in manifests:
         for text, lang in _manifest_texts(str(path), config.on_error, skipped):
             if on_line is not None:
                 on_line()
             if wanted is not None and lang not in wanted:
-                skipped.by_reason[f"language {lang!r} not in --languages"] += 1
+                other[lang] += 1
                 continue
             res = reservoirs.get(lang)
             if res is None:
@@ -601,6 +604,7 @@ def train_tokenizer(
         out_dir=out,
         sentences_seen=seen,
         sentences_used=used,
+        other_languages=dict(other),
         skipped=skipped,
     )
 
