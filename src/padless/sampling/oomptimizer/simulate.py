@@ -1,0 +1,291 @@
+"""The ``simulate`` probe: peak memory of a training step without allocating any memory.
+
+The model, optimizer and batch are fake tensors (``FakeTensorMode``: shapes, dtypes and strides,
+no storage); the step runs op by op with PyTorch's own meta kernels and autograd, and a
+`MemoryTracker` records every storage allocation and free. For a CUDA target the step runs
+under `cuda_emulation` (CUDA's autocast policy, attention kernel and dropout choices) and the
+recorded events are replayed through `CachingAllocatorModel`, so the budget is compared with
+what a GPU would *reserve*, fragmentation included, and "fits" means "the allocator never ran
+out" exactly as a real out-of-memory error would be raised.
+
+A simulated step of Canary-1B takes seconds of CPU time, so each bucket shape is simulated once
+(the first, longest one twice) and every batch size the search asks about is a replay of that
+trace with its sizes rescaled (`padless.sampling.oomptimizer.trace`): under a second each.
+Steps of different buckets are independent, so ``workers`` processes can simulate them in
+parallel while the search replays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from padless.sampling.oomptimizer.allocator import CachingAllocatorModel
+from padless.sampling.oomptimizer.cuda_emulation import cuda_step
+from padless.sampling.oomptimizer.search import BucketShape, Measurement
+from padless.sampling.oomptimizer.trace import AffineTrace, Replay, StaticTrace, StepTrace
+from padless.sampling.oomptimizer.tracker import FREE, MemoryTracker
+from padless.sampling.oomptimizer.workload import (
+    AEDWorkload,
+    StepConfig,
+    make_optimizer,
+    training_step,
+)
+
+Target = Literal["cuda", "cpu"]
+
+#: Batch sizes a shape's step is simulated at. Above 1, so that no op sees a singleton batch
+#: dimension (which can change views and copies); the extrapolation to other sizes is exact.
+RUN_BATCH_SIZES = (2, 3)
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """What the simulator emulates."""
+
+    # cuda: CUDA autocast, attention kernels, dropout and caching allocator (for planning a
+    # GPU). cpu: the CPU's own kernel choices, exact tensor sizes, no allocator (to validate
+    # against the `cpu` probe's measured RSS).
+    target: Target = "cuda"
+    # cuda target: compare the budget with reserved memory from the caching-allocator model
+    # (off: with allocated bytes, i.e. the sum of live blocks).
+    allocator: bool = True
+    # cuda target: memory PyTorch allocates once through its allocator outside any tensor of
+    # ours; the cuBLAS workspace of the training stream (32 MiB on Hopper, 4 MiB before).
+    workspace_bytes: int = 32 << 20
+    # Processes simulating steps of different buckets in parallel (1: in this process).
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.target not in ("cuda", "cpu"):
+            raise ValueError(f"target must be 'cuda' or 'cpu', got {self.target!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+class _Session:
+    """A fake model + optimizer in this process, recording one step trace at a time."""
+
+    def __init__(self, workload: AEDWorkload, step: StepConfig, config: SimulateConfig) -> None:
+        self.workload = workload
+        self.step = step
+        self.config = config
+        self.fake = FakeTensorMode()
+        self.tracker = MemoryTracker()
+        self.tracker.set_phase("build")
+        with self.fake, self.tracker:
+            self.model = workload.build(step)
+            self.optimizer = make_optimizer(self.model, step)
+            if config.target == "cuda" and config.workspace_bytes:
+                self.workspace = torch.empty(config.workspace_bytes, dtype=torch.uint8)
+        self.static = StaticTrace.from_events(list(self.tracker.events))
+        self._static_events = len(self.tracker.events)
+        self._static_marks = len(self.tracker.marks)
+
+    def _autocast(self) -> Callable[[], contextlib.AbstractContextManager[object]]:
+        dtype = self.step.autocast_dtype
+        if self.config.target == "cuda":
+            return lambda: cuda_step(dtype)
+        if dtype is not None:
+            return lambda: torch.autocast("cpu", dtype=dtype)
+        return contextlib.nullcontext
+
+    def run(self, shape: BucketShape, batch_size: int) -> StepTrace:
+        tracker = self.tracker
+        live_before = tracker.live_bytes
+        start = time.perf_counter()
+        with self.fake, tracker:
+            tracker.set_phase("batch")
+            batch = self.workload.batch(shape, batch_size, torch.device("cpu"))
+            training_step(
+                self.model,
+                self.optimizer,
+                batch,
+                self.workload.loss,
+                self._autocast(),
+                tracker.set_phase,
+            )
+            del batch
+        seconds = time.perf_counter() - start
+        if tracker.live_bytes != live_before:
+            raise RuntimeError(
+                f"{shape.describe()}: a training step left {tracker.live_bytes - live_before} "
+                "bytes of tensors alive; the step must end where it started"
+            )
+        trace = StepTrace.from_events(
+            batch_size, tracker.events, self._static_events, tracker.marks, seconds
+        )
+        # Forget the step's events: the next step's slots then start from the same number.
+        del tracker.events[self._static_events :]
+        del tracker.marks[self._static_marks :]
+        return trace
+
+
+# One session per worker process.
+_WORKER: _Session | None = None
+
+
+def _worker_init(workload: AEDWorkload, step: StepConfig, config: SimulateConfig) -> None:
+    global _WORKER
+    torch.set_num_threads(1)
+    _WORKER = _Session(workload, step, config)
+
+
+def _worker_static() -> StaticTrace:
+    assert _WORKER is not None
+    return _WORKER.static
+
+
+def _worker_run(shape: BucketShape, batch_size: int) -> StepTrace:
+    assert _WORKER is not None
+    return _WORKER.run(shape, batch_size)
+
+
+class SimulateProbe:
+    """`MemoryProbe` that simulates training steps on fake tensors (see module docs)."""
+
+    name = "simulate"
+
+    def __init__(
+        self,
+        workload: AEDWorkload,
+        step: StepConfig,
+        budget_bytes: int,
+        config: SimulateConfig | None = None,
+    ) -> None:
+        self.workload = workload
+        self.step = step
+        self.budget_bytes = budget_bytes
+        self.config = config or SimulateConfig()
+        self.steps_simulated = 0  # fake training steps run (the expensive part)
+        self.simulation_seconds = 0.0
+        self.last_replay: Replay | None = None
+        self._session: _Session | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._static: StaticTrace | None = None
+        self._traces: dict[BucketShape, AffineTrace] = {}
+        self._references: dict[str, AffineTrace] = {}
+        self._pending: dict[tuple[BucketShape, int], Future[StepTrace]] = {}
+
+    # -- running steps ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._static is not None:
+            return
+        if self.config.workers == 1:
+            self._session = _Session(self.workload, self.step, self.config)
+            self._static = self._session.static
+            return
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.config.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.workload, self.step, self.config),
+        )
+        self._static = self._pool.submit(_worker_static).result()
+
+    def _submit(self, shape: BucketShape, batch_size: int) -> None:
+        key = (shape, batch_size)
+        if self._pool is not None and key not in self._pending:
+            self._pending[key] = self._pool.submit(_worker_run, shape, batch_size)
+
+    def _run(self, shape: BucketShape, batch_size: int) -> StepTrace:
+        self._start()
+        future = self._pending.pop((shape, batch_size), None)
+        if future is None and self._pool is not None:
+            future = self._pool.submit(_worker_run, shape, batch_size)
+        if future is not None:
+            trace = future.result()
+        else:
+            assert self._session is not None
+            trace = self._session.run(shape, batch_size)
+        self.steps_simulated += 1
+        self.simulation_seconds += trace.seconds
+        return trace
+
+    def prepare(self, shapes: Sequence[BucketShape]) -> None:
+        """Start simulating ``shapes`` (in search order) on the worker processes."""
+        if self.config.workers == 1 or not shapes:
+            return
+        self._start()
+        first, *rest = shapes
+        for n in RUN_BATCH_SIZES:
+            self._submit(first, n)
+        for shape in rest:
+            self._submit(shape, RUN_BATCH_SIZES[0])
+
+    def trace(self, shape: BucketShape) -> AffineTrace:
+        """The replayable trace of ``shape``, simulating its step if not done yet."""
+        cached = self._traces.get(shape)
+        if cached is not None:
+            return cached
+        run = self._run(shape, RUN_BATCH_SIZES[0])
+        reference = self._references.get(run.signature)
+        if reference is None:
+            second = self._run(shape, RUN_BATCH_SIZES[1])
+            affine = AffineTrace.from_pair(run, second)
+            self._references[affine.signature] = affine
+        else:
+            affine = _from_reference(reference, run)
+        self._traces[shape] = affine
+        return affine
+
+    # -- the probe -------------------------------------------------------------------------
+
+    def replay(self, shape: BucketShape, batch_size: int, limit: int | None = None) -> Replay:
+        """Memory of a step at ``batch_size``; ``limit`` caps the allocator model (cuda)."""
+        trace = self.trace(shape)
+        assert self._static is not None
+        allocator = None
+        if self.config.target == "cuda" and self.config.allocator:
+            allocator = CachingAllocatorModel(limit)
+        return trace.replay(batch_size, self._static, allocator)
+
+    def measure(self, shape: BucketShape, batch_size: int) -> Measurement:
+        start = time.perf_counter()
+        replay = self.replay(shape, batch_size, limit=self.budget_bytes)
+        self.last_replay = replay
+        if self.config.target == "cuda" and self.config.allocator:
+            fits, peak = not replay.oom, replay.peak_reserved
+        else:
+            peak = replay.peak_allocated
+            fits = peak <= self.budget_bytes
+        return Measurement(batch_size, fits, peak, time.perf_counter() - start)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> SimulateProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _from_reference(reference: AffineTrace, run: StepTrace) -> AffineTrace:
+    """One step of a new shape + a reference shape with the same structure -> affine trace.
+
+    Per event: a storage without a batch dimension in the reference (beta = 0) has this step's
+    size; one with only a batch dimension (alpha = 0) scales with the batch size; only storages
+    with both parts (rare) take alpha from the reference.
+    """
+    free = run.sizes == FREE
+    sizes = run.sizes.astype(np.float64)
+    n = run.batch_size
+    batch_free = reference.beta == 0.0
+    batch_only = (reference.alpha == 0.0) & ~batch_free
+    alpha = np.where(batch_free, sizes, np.where(batch_only, 0.0, reference.alpha))
+    beta = np.where(batch_free, 0.0, np.where(batch_only, sizes / n, (sizes - alpha) / n))
+    alpha[free] = beta[free] = 0.0
+    return AffineTrace(run.slots, alpha, beta, free, run.marks, run.signature)

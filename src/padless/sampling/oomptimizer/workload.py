@@ -1,0 +1,158 @@
+"""The trial training step every probe runs, and the padless AED model as its workload.
+
+A trial is what training does once per batch: forward, loss, backward, optimizer step,
+``zero_grad(set_to_none=True)``, on a synthetic batch in which every example has the bucket's
+maximum duration and maximum token count (the worst case the bucket can produce). The optimizer
+is AdamW with its state already allocated, as in every step after the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from padless.sampling.oomptimizer.search import BucketShape
+
+Precision = Literal["fp32", "bf16", "bf16-pure"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "bf16-pure")
+
+#: Audio sampling rate of synthetic batches (the models' input rate).
+SAMPLE_RATE = 16_000
+#: Canary's 5-token decoder prompt; synthetic token rows start with that many prompt ids.
+PROMPT_TOKENS = 5
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """What one trial step runs, beyond the model itself."""
+
+    # fp32: fp32 weights and math. bf16: fp32 weights, optimizer state and gradients with bf16
+    # autocast around forward + loss (the usual recipe, and Canary's). bf16-pure: the model cast
+    # to bf16 (weights, gradients and AdamW state in bf16), no autocast.
+    precision: Precision = "bf16"
+    # AdamW's multi-tensor ("foreach") update, PyTorch's default on CUDA. It holds one
+    # full-size temporary per parameter group during the update; the fused kernel would not.
+    foreach: bool = True
+    seed: int = 0  # synthetic batch contents (values do not change memory)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.precision == "bf16-pure" else torch.float32
+
+
+@dataclass(frozen=True)
+class AEDWorkload:
+    """A padless `AEDModel` (by preset name, checkpoint path or explicit config)."""
+
+    model: str  # preset name or checkpoint path, as `padless.model.get_config` takes it
+    config_dict: dict[str, object] | None = None  # overrides `model` with an explicit config
+
+    @classmethod
+    def from_config(cls, config: object) -> AEDWorkload:
+        from padless.model import ModelConfig
+
+        assert isinstance(config, ModelConfig)
+        return cls(model=config.name, config_dict=config.to_dict())
+
+    def model_config(self) -> object:
+        from padless.model import ModelConfig, get_config
+
+        if self.config_dict is not None:
+            return ModelConfig.from_dict(dict(self.config_dict))
+        return get_config(self.model)
+
+    def build(self, step: StepConfig) -> nn.Module:
+        """The model on the current default device (``with torch.device(...)``), train mode."""
+        from padless.model import AEDModel, ModelConfig
+
+        config = self.model_config()
+        assert isinstance(config, ModelConfig)
+        # Built in the target dtype rather than converted with .to(): conversion would hold
+        # both copies at once, and cannot swap parameters of fake tensors.
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(step.weight_dtype)
+        try:
+            model = AEDModel(config)
+        finally:
+            torch.set_default_dtype(default)
+        return model.train()
+
+    def batch(self, shape: BucketShape, batch_size: int, device: torch.device) -> object:
+        """A `SpeechBatch` of ``batch_size`` examples, each exactly ``shape`` long."""
+        from padless.data.dataset import SpeechBatch
+        from padless.model import ModelConfig
+
+        config = self.model_config()
+        assert isinstance(config, ModelConfig)
+        samples = round(shape.max_duration * SAMPLE_RATE)
+        tokens = max(shape.max_tokens, PROMPT_TOKENS + 1)
+        n = batch_size
+        return SpeechBatch(
+            audio=0.1 * torch.randn(n, samples, device=device),  # (B, T)
+            audio_lens=torch.full((n,), samples, dtype=torch.int64, device=device),
+            tokens=torch.randint(2, config.vocab_size, (n, tokens), device=device),  # (B, U)
+            token_lens=torch.full((n,), tokens, dtype=torch.int64, device=device),
+            prompt_lens=torch.full((n,), PROMPT_TOKENS, dtype=torch.int64, device=device),
+            ids=tuple(f"synthetic-{i}" for i in range(n)),
+        )
+
+    @staticmethod
+    def loss(model: nn.Module, batch: object) -> torch.Tensor:
+        loss = model.loss(batch)  # type: ignore[operator]
+        assert isinstance(loss, torch.Tensor)
+        return loss
+
+
+def make_optimizer(model: nn.Module, step: StepConfig) -> torch.optim.Optimizer:
+    """AdamW over the model's parameters with its state allocated (zeros), as after step 1."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01, foreach=step.foreach)
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return optimizer
+
+
+#: Called at phase boundaries of a step ("forward", "backward", "optimizer") for labelling.
+PhaseCallback = Callable[[str], None]
+
+
+def training_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: object,
+    loss_fn: Callable[[nn.Module, object], torch.Tensor],
+    autocast: Callable[[], contextlib.AbstractContextManager[object]],
+    on_phase: PhaseCallback | None = None,
+) -> None:
+    """forward + loss (under ``autocast()``), backward, optimizer step, zero_grad(None)."""
+    phase = on_phase or (lambda _: None)
+    phase("forward")
+    with autocast():
+        loss = loss_fn(model, batch)
+    phase("backward")
+    loss.backward()
+    del loss
+    phase("optimizer")
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    phase("idle")
+
+
+@contextlib.contextmanager
+def no_autocast() -> Iterator[None]:
+    yield
