@@ -25,10 +25,10 @@ if TYPE_CHECKING:
     from padless.data.stats import Distribution, GroupStats, ManifestStats
 
 _CORPUS = CorpusConfig()
-#: Pieces per language of the demo tokenizer. The 0.6 h demo corpus has ~7-9k characters and
-#: ~170-250 distinct words per language: SentencePiece refuses more than ~800 pieces for it, and
-#: 128 keeps the median rate at ~9 tokens/s (prompt included), like real Canary data, with a
-#: 524-id vocabulary (docs/corpus.md has the measurements).
+#: Pieces per language of the demo tokenizer. The 0.6 h demo corpus holds 6-9k characters and
+#: 150-220 distinct words per language: SentencePiece refuses more than ~800 pieces, and 256 or
+#: more pieces outnumber the distinct words. 128 gives a 524-id vocabulary and a median of
+#: 9 tokens/s, prompt and EOS included (bench/demo_vocab.py has the measurements).
 DEMO_VOCAB_PER_LANG = 128
 
 
