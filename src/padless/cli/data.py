@@ -42,6 +42,7 @@ def shard(
     from rich.console import Console
     from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from padless.data.errors import OnError
     from padless.data.shards import write_shards
     from padless.data.stream import read_manifest
 
@@ -49,7 +50,7 @@ def shard(
         raise typer.BadParameter(
             f"expected 'raise' or 'skip', got {on_error!r}", param_hint="--on-error"
         )
-    policy = "skip" if on_error == "skip" else "raise"
+    policy: OnError = "skip" if on_error == "skip" else "raise"
     config = ShardWriterConfig(
         shard_size=shard_size, jobs=jobs, on_error=policy, overwrite=overwrite
     )
