@@ -165,3 +165,14 @@ def test_stream_wide_skip_count_spans_iterators(tmp_path: Path) -> None:
         it = stream.open(epoch)
         assert len(list(it)) == 3 and it.skipped.total == 1
     assert stream.skipped.by_reason == {"zero duration": 3}
+
+
+def test_take_returns_chunks_and_moves_the_position(sources: list[str]) -> None:
+    stream = ExampleStream(sources, block_bytes=300, seed=1)
+    ids = [e.id for e in stream.open(0)]
+    it = stream.open(0)
+    first = it.take(50)
+    assert [e.id for e in first] == ids[:50]
+    assert [e.id for e in stream.open(0, it.position)] == ids[50:]
+    rest = it.take(10_000)
+    assert [e.id for e in rest] == ids[50:] and it.take(5) == []

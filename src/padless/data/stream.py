@@ -7,6 +7,7 @@ Usage::
     for example in it:           # metadata only; audio is read later by load_audio
         ...
         state = it.position      # JSON-serialisable: right after the last example yielded
+    chunk = it.take(1000)        # or the next examples as a list (less per-example overhead)
     ...
     it = stream.open(epoch=3, position=state)   # continues with the next example
 
@@ -41,6 +42,7 @@ import json
 import logging
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import IO, Any, Literal, NamedTuple
 
 import orjson
@@ -250,6 +252,11 @@ class StreamIterator:
 
     def __next__(self) -> Example:
         return next(self._gen)
+
+    def take(self, n: int) -> list[Example]:
+        """The next ``n`` examples (fewer at the end of the epoch), fetched in C by
+        ``itertools.islice``; ``position`` is then right after the last of them."""
+        return list(islice(self._gen, n))
 
     def close(self) -> None:
         self._gen.close()
