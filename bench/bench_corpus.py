@@ -28,8 +28,9 @@ from typing import Annotated
 
 import typer
 
+from padless.data.corpus.config import CorpusConfig
 from padless.data.corpus.espeak import Espeak
-from padless.data.corpus.plan import CorpusConfig, plan_utterance
+from padless.data.corpus.plan import plan_utterance
 from padless.data.corpus.synth import encode_flac
 from padless.data.corpus.writer import CorpusSummary, synthesize_corpus
 

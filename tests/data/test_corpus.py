@@ -4,6 +4,8 @@ and the shards, and `padless demo` on it."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 
 from padless.cli import app
 from padless.data.audio import load_pcm
-from padless.data.corpus.plan import CorpusConfig
+from padless.data.corpus.config import CorpusConfig
 from padless.data.corpus.writer import (
     CORPUS_JSON,
     direction,
@@ -29,10 +31,18 @@ from padless.data.stream import read_manifest
 SMALL = CorpusConfig(hours=0.1, seed=0)  # ~50 utterances, a few seconds on 2 cores
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("corpus")
-    synthesize_corpus(SMALL, out, workers=2, progress=False)
+    """SMALL, synthesized once per test session, shared by pytest-xdist workers (their temp
+    folders sit in the session's folder; a lock lets the first one build it)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    out = root / "shared-corpus"
+    with open(root / "shared-corpus.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_complete(out, SMALL):
+            synthesize_corpus(SMALL, out, workers=2, progress=False)
     return out
 
 
@@ -90,18 +100,17 @@ def test_manifests_read_by_the_nemo_reader_and_shards_hold_the_same_examples(cor
         assert np.array_equal(pcm_file, pcm_shard)
 
 
-def test_same_seed_same_bytes_whatever_the_workers(corpus: Path, tmp_path: Path):
-    config = dataclasses.replace(SMALL, hours=0.01)
-    a = synthesize_corpus(config, tmp_path / "a", workers=1, progress=False)
-    b = synthesize_corpus(config, tmp_path / "b", workers=2, progress=False)
-    assert a.utterances == b.utterances > 0
-    files_a = sorted(p.relative_to(a.out_dir) for p in a.out_dir.rglob("*") if p.is_file())
-    files_b = sorted(p.relative_to(b.out_dir) for p in b.out_dir.rglob("*") if p.is_file())
-    assert files_a == files_b
-    for rel in files_a:
-        assert (a.out_dir / rel).read_bytes() == (b.out_dir / rel).read_bytes(), rel
-    # A longer corpus (the fixture) starts with the same utterances.
-    for path in manifest_paths(a.out_dir).values():
+def test_same_seed_same_bytes_whatever_the_workers_and_length(corpus: Path, tmp_path: Path):
+    # One worker and a tenth of the hours against the fixture (two workers): the shorter corpus
+    # is byte for byte the start of the longer one.
+    short = synthesize_corpus(
+        dataclasses.replace(SMALL, hours=SMALL.hours / 10), tmp_path, workers=1, progress=False
+    )
+    audio = sorted(p.relative_to(tmp_path) for p in (tmp_path / "audio").rglob("*.flac"))
+    assert len(audio) == short.utterances > 0
+    for rel in audio:
+        assert (tmp_path / rel).read_bytes() == (corpus / rel).read_bytes(), rel
+    for path in manifest_paths(tmp_path).values():
         assert (corpus / path.name).read_bytes().startswith(path.read_bytes())
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from padless.data.corpus.config import CorpusConfig
 from padless.data.corpus.espeak import Espeak, EspeakError
 from padless.data.corpus.phrases import LANGUAGES, without_pnc
-from padless.data.corpus.plan import BASE_VOICES, CorpusConfig, plan_utterance
+from padless.data.corpus.plan import BASE_VOICES, plan_utterance
 from padless.data.corpus.synth import render, render_batch
 
 

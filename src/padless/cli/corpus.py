@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from padless.data.corpus.plan import CorpusConfig
+from padless.data.corpus.config import CorpusConfig
 
 if TYPE_CHECKING:
     from rich.console import Console

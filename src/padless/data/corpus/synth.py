@@ -11,9 +11,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from padless.data.corpus.config import CorpusConfig
 from padless.data.corpus.espeak import Espeak
 from padless.data.corpus.phrases import without_pnc
-from padless.data.corpus.plan import CorpusConfig, UtterancePlan, plan_utterance
+from padless.data.corpus.plan import UtterancePlan, plan_utterance
 from padless.data.example import MODEL_SAMPLING_RATE
 
 

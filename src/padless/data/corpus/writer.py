@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from padless.data.corpus.plan import SPLITS, CorpusConfig
+from padless.data.corpus.config import SPLITS, CorpusConfig
 from padless.data.corpus.synth import RenderedUtterance, render_batch
 
 CORPUS_JSON = "corpus.json"
