@@ -267,27 +267,27 @@ def write_shards(
     skipped = SkipCounter()
     infos: list[ShardInfo] = []
 
-    def collect(result: tuple[ShardInfo, SkipCounter]) -> None:
+    def collect(result: tuple[ShardInfo, SkipCounter], report: bool) -> None:
         info, shard_skipped = result
         infos.append(info)
         skipped.merge(shard_skipped)
-        if progress is not None:
+        if report and progress is not None:
             progress(info.examples + shard_skipped.total)
 
     chunks = _chunks(_unique(examples, config.on_error, skipped), config.shard_size)
-    if config.jobs == 1:
+    if config.jobs == 1:  # in this process: progress per example
         for index, chunk in enumerate(chunks):
-            collect(_write_shard(str(out), index, chunk, config.on_error))
-    else:
+            collect(_write_shard(str(out), index, chunk, config.on_error, progress), False)
+    else:  # worker processes: progress per finished shard
         # Spawned workers: no state inherited from the parent (threads, open files).
         with ProcessPoolExecutor(config.jobs, mp_context=get_context("spawn")) as pool:
             pending: list[Future[tuple[ShardInfo, SkipCounter]]] = []
             for index, chunk in enumerate(chunks):
                 pending.append(pool.submit(_write_shard, str(out), index, chunk, config.on_error))
                 while len(pending) > 2 * config.jobs:  # bound the examples held in memory
-                    collect(pending.pop(0).result())
+                    collect(pending.pop(0).result(), True)
             for future in pending:
-                collect(future.result())
+                collect(future.result(), True)
 
     shard_set = ShardSet(str(out), tuple(infos))
     tmp = list_path.with_suffix(".json.tmp")
@@ -348,7 +348,11 @@ def _encode_flac(example: Example) -> tuple[bytes, int]:
 
 
 def _write_shard(
-    out_dir: str, index: int, examples: list[Example], on_error: OnError
+    out_dir: str,
+    index: int,
+    examples: list[Example],
+    on_error: OnError,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[ShardInfo, SkipCounter]:
     """Write one shard (tar + index) atomically; runs in a worker process when jobs > 1."""
     from padless.data.errors import AudioError
@@ -368,6 +372,8 @@ def _write_shard(
                     if on_error == "raise":
                         raise
                     skipped.add(err)
+                    if progress is not None:
+                        progress(1)
                     continue
                 key = shard_key(example.id)
                 if key in keys:  # only on a 64-bit hash collision of two altered ids
@@ -384,6 +390,8 @@ def _write_shard(
                     + b"\n"
                 )
                 duration += example.duration
+                if progress is not None:
+                    progress(1)
         tar_bytes = raw.tell()
     index_data = b"".join(lines)
     with open(index_path + ".tmp", "wb") as f:
