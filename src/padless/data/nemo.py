@@ -212,7 +212,12 @@ class FieldChecks:
         self.known_languages: dict[Any, str | None] = {}
 
     def language(self, value: Any, field: str) -> str | None:
-        """Validate a language value (slow path of the readers; fills ``known_languages``)."""
+        """The code for a language value, validated once per distinct value (the NeMo and
+        shard parsers inline the cache lookup; this is their slow path)."""
+        try:
+            return self.known_languages[value]
+        except (KeyError, TypeError):
+            pass
         if value is None:
             if self.languages is not None:
                 raise FieldError(f"missing {field}", "missing language")
