@@ -117,7 +117,10 @@ def test_same_seed_same_bytes_whatever_the_workers_and_length(corpus: Path, tmp_
 def test_rewrite_replaces_only_our_entries_and_refuses_foreign_folders(tmp_path: Path):
     config = CorpusConfig(hours=0.003, seed=2)
     out = tmp_path / "c"
-    synthesize_corpus(config, out, workers=1, progress=False)
+    args = ["corpus", "synth", "--out", str(out), "--hours", "0.003", "--seed", "2"]
+    result = CliRunner().invoke(app, [*args, "--workers", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "x real time" in result.output and is_complete(out, config)
     (out / "notes.txt").write_text("mine")
     stale = out / "audio" / "9999" / "stale.flac"
     stale.parent.mkdir(parents=True)
@@ -128,8 +131,9 @@ def test_rewrite_replaces_only_our_entries_and_refuses_foreign_folders(tmp_path:
 
     foreign = tmp_path / "foreign"
     (foreign / "audio").mkdir(parents=True)
-    with pytest.raises(FileExistsError, match="not a padless corpus"):
-        synthesize_corpus(config, foreign, workers=1, progress=False)
+    result = CliRunner().invoke(app, ["corpus", "synth", "--out", str(foreign), "--hours", "0.01"])
+    assert result.exit_code == 2 and "not a padless corpus" in result.output
+    assert list(foreign.iterdir()) == [foreign / "audio"]
 
 
 def test_demo_keeps_a_complete_corpus_then_trains_and_plots(corpus: Path, tmp_path: Path):

@@ -149,10 +149,15 @@ def test_bad_line_names_file_and_line(tmp_path: Path):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(orjson.dumps(LINES[0]) + b"\n{not json\n")
     result = CliRunner().invoke(app, ["manifest", "stats", str(path)])
-    assert result.exit_code != 0
-    assert f"{path}:2" in str(result.exception)
+    assert result.exit_code == 2
+    assert f"error: {path}:2: bad JSON" in result.output
     skipped = CliRunner().invoke(app, ["manifest", "stats", str(path), "--on-error", "skip"])
     assert skipped.exit_code == 0 and "skipped 1" in skipped.output
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(app, ["manifest", "stats", str(empty)])
+    assert result.exit_code == 2 and f"error: no examples in {empty}" in result.output
 
 
 def test_real_metadata(real_data_dir: Path):

@@ -42,6 +42,19 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
+@contextlib.contextmanager
+def _input_errors() -> Iterator[None]:
+    """Bad input (a malformed manifest line, unreadable audio, a folder that is not ours) ends
+    the command with its message and exit status 2, not a traceback."""
+    from padless.data.errors import PadlessInputError
+
+    try:
+        yield
+    except (PadlessInputError, FileExistsError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+
+
 # ---------------------------------------------------------------------------------- corpus synth
 
 
@@ -63,7 +76,8 @@ def synth(
 
     console = Console(stderr=True)
     config = CorpusConfig(hours=hours, seed=seed, shard_size=shard_size)
-    summary = synthesize_corpus(config, out, workers=workers, progress=progress)
+    with _input_errors():
+        summary = synthesize_corpus(config, out, workers=workers, progress=progress)
     _print_summary(console, summary)
 
 
@@ -119,7 +133,8 @@ def stats(
             f"expected raise or skip, got {on_error!r}", param_hint="--on-error"
         )
     console = Console(stderr=True)
-    result, skipped = _compute_stats(manifests, tokenizer, on_error == "skip", console)
+    with _input_errors():
+        result, skipped = _compute_stats(manifests, tokenizer, on_error == "skip", console)
     if as_json:
         report = result.to_json()
         report["skipped"] = dict(skipped)
@@ -298,6 +313,7 @@ def demo(
     for number, (name, step) in enumerate(DEMO_STEPS, start=1):
         console.print(Rule(f"[{number}/{len(DEMO_STEPS)}] {name}"))
         step_started = time.perf_counter()
-        step(ctx)
+        with _input_errors():
+            step(ctx)
         console.print(f"[dim]{name}: {time.perf_counter() - step_started:.1f} s[/dim]")
     console.print(Rule(f"demo done in {time.perf_counter() - started:.1f} s -> {out}"))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from padless.data.errors import PadlessInputError
 from padless.data.example import Example
 
 if TYPE_CHECKING:
@@ -182,6 +183,9 @@ def manifest_stats(
             tokens.append(np.array([np.nan if n is None else n for n in counted], dtype=np.float64))
 
     duration = _concat(durations)
+    if not duration.size:
+        where = ", ".join(sources) or "the input"
+        raise PadlessInputError(f"no examples in {where}", "no examples")
     notes: list[str] = []
     word_rate = None
     if tokenizer is not None:

@@ -60,6 +60,13 @@ class CorpusSummary:
         return self.seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def direction(source_lang: str, target_lang: str, task: str) -> str:
     """Short label of a task direction: ``"de asr"``, ``"de->en ast"``."""
     return f"{source_lang} {task}" if task == "asr" else f"{source_lang}->{target_lang} {task}"
@@ -95,7 +102,7 @@ def synthesize_corpus(
     in ``out_dir`` is replaced; a folder holding anything else under our names is refused.
     """
     out = Path(out_dir)
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or usable_cpus()
     _prepare(out, config)
     start = time.perf_counter()
     counts: Counter[str] = Counter()
@@ -150,7 +157,8 @@ def _synthesized(config: CorpusConfig, workers: int, target: float) -> Iterator[
     context = multiprocessing.get_context("spawn")  # no inherited threads or locks
     pending: deque[tuple[int, Future[list[RenderedUtterance]]]] = deque()
     next_index, done, produced = 0, 0, 0.0
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    try:
         while produced < target:
             mean = produced / done if done else 5.0  # seconds per utterance, a guess at first
             in_flight = sum(n for n, _ in pending)
@@ -168,8 +176,8 @@ def _synthesized(config: CorpusConfig, workers: int, target: float) -> Iterator[
                 done += 1
                 produced += utt.duration
                 yield utt
-        for _, future in pending:
-            future.cancel()
+    finally:  # also on an error or an interrupt: drop the batches not started yet
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_split_shards(manifest: Path, out_dir: Path, shard_size: int, jobs: int) -> None:
