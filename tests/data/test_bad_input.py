@@ -208,6 +208,19 @@ _CUT = {
 
 LHOTSE_CASES = [
     (
+        "speed perturbed",
+        {
+            **_CUT,
+            "recording": {
+                **_CUT["recording"],  # type: ignore[dict-item]
+                "transforms": [{"name": "Speed", "kwargs": {"factor": 1.1}}],
+            },
+        },
+        "unsupported recording transform 'Speed' (padless reads stored audio; "
+        "only Resample is understood)",
+        "unsupported transform",
+    ),
+    (
         "mixed cut",
         {"id": "m", "duration": 1.0, "type": "MixedCut", "tracks": []},
         "unsupported cut type 'MixedCut' (only MonoCut)",

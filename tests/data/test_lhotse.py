@@ -71,3 +71,15 @@ def test_reader_does_not_import_lhotse(corpus: dict, to_lhotse) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(len(corpus["rows"]))
+
+
+def test_resampled_recording_keeps_the_stored_rate(tmp_path: Path, make_audio) -> None:
+    make_audio(tmp_path / "a.wav", 1.0, rate=16_000)
+    cut = Recording.from_file(str(tmp_path / "a.wav")).resample(8_000).to_cut()
+    cut.supervisions = [
+        SupervisionSegment("s", cut.recording_id, 0.0, 1.0, text="x", language="en")
+    ]
+    CutSet.from_cuts([cut]).to_file(tmp_path / "cuts.jsonl.gz")
+    (example,) = read_manifest(str(tmp_path / "cuts.jsonl.gz"))
+    assert example.sampling_rate == 16_000  # what the file holds; load_audio gives 16 kHz
+    assert load_audio(example).shape == (16_000,)

@@ -17,7 +17,8 @@ A MonoCut line maps to an Example as follows:
   and the supervision's ``speaker`` and ``gender``, go to ``Example.extras``.
 
 Only MonoCut lines are supported; other cut types (MixedCut, MultiCut, PaddingCut), in-memory or
-command audio sources, and RecordingSet/SupervisionSet manifests are reported as errors.
+command audio sources, recording transforms other than Resample (speed, volume, reverb change the
+audio), and RecordingSet/SupervisionSet manifests are reported as errors.
 """
 
 from __future__ import annotations
@@ -162,6 +163,20 @@ def _audio(recording: Any, channel: Any) -> tuple[str | None, int, int | None]:
     if type(recording) is not dict:
         raise FieldError("recording is not a JSON object", "bad recording")
     sampling_rate = check_sampling_rate(recording.get("sampling_rate"))
+    for transform in recording.get("transforms") or []:
+        name = transform.get("name") if type(transform) is dict else None
+        if name != "Resample":
+            # Speed, tempo, volume, reverb... change the audio (and its timeline for speed):
+            # reading the stored file instead would silently give different examples.
+            raise FieldError(
+                f"unsupported recording transform {name!r} (padless reads stored audio; "
+                "only Resample is understood)",
+                "unsupported transform",
+            )
+        # The recording's rate is the resampled one; the stored file keeps the source rate
+        # (load_audio resamples to the model rate anyway).
+        stored = (transform.get("kwargs") or {}).get("source_sampling_rate", sampling_rate)
+        sampling_rate = check_sampling_rate(stored)
     sources = recording.get("sources") or []
     if type(channel) is not int:
         raise FieldError(
