@@ -176,3 +176,8 @@ def test_take_returns_chunks_and_moves_the_position(sources: list[str]) -> None:
     assert [e.id for e in stream.open(0, it.position)] == ids[50:]
     rest = it.take(10_000)
     assert [e.id for e in rest] == ids[50:] and it.take(5) == []
+
+
+def test_a_folder_that_is_not_a_shard_set_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"a folder without shards\.json \(not a shard set\)"):
+        ExampleStream([str(tmp_path)])

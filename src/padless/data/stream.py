@@ -128,6 +128,8 @@ def resolve_sources(paths: str | Sequence[str]) -> list[SourceFile]:
                 )
                 for s in shard_set.shards
             )
+        elif fs.isdir(path):
+            raise ValueError(f"{path}: a folder without shards.json (not a shard set)")
         elif path.endswith(".index.jsonl"):
             tar = path[: -len(".index.jsonl")] + ".tar"
             files.append(SourceFile(path, "index", fs.file_size(path), True, tar))
