@@ -137,8 +137,13 @@ def test_existing_shard_set_is_not_overwritten_by_accident(corpus: dict, tmp_pat
     write_shards(examples, tmp_path)
     with pytest.raises(FileExistsError, match=r"shards\.json exists"):
         write_shards(examples, tmp_path)
-    write_shards(examples[:2], tmp_path, ShardWriterConfig(overwrite=True))
+    write_shards(examples, tmp_path, ShardWriterConfig(shard_size=2, overwrite=True))
+    write_shards(examples[:2], tmp_path, ShardWriterConfig(shard_size=2, overwrite=True))
     assert ShardSet.load(str(tmp_path)).examples == 2
+    assert sorted(p.name for p in tmp_path.glob("shard-*")) == [
+        "shard-000000.index.jsonl",
+        "shard-000000.tar",
+    ]  # no stale shards of the larger set
 
 
 def test_shards_read_through_fsspec(corpus: dict, tmp_path: Path) -> None:

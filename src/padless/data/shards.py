@@ -262,6 +262,10 @@ def write_shards(
     if list_path.exists():
         if not config.overwrite:
             raise FileExistsError(f"{list_path} exists (use overwrite to replace the shard set)")
+        # Remove the old set's files, so a glob over *.tar (WebDataset) finds no stale shards.
+        for old in ShardSet.load(str(out)).shards:
+            (out / old.tar).unlink(missing_ok=True)
+            (out / old.index).unlink(missing_ok=True)
         list_path.unlink()
     started = time.perf_counter()
     skipped = SkipCounter()
