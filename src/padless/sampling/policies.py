@@ -1,13 +1,16 @@
 """Batch-size policies: how many examples of a bucket make one batch.
 
-Each policy is a small class with the same four operations, all on numpy arrays:
+Each policy is a small class with the same operations:
 
-- ``costs(durations, tokens)``: an integer cost per example, computed once when the example
-  enters the buffer. Integers keep bucket totals exact under add/remove, so a resumed sampler
-  makes bit-identical readiness decisions.
-- ``ready(counts, cost_sums)``: which buckets hold a full batch, (K,) bool.
-- ``take(bucket, costs)``: given the candidate costs of a bucket in the order the batch is
-  formed, how many leading candidates form the batch (at least 1).
+- ``costs(durations, tokens)``: an integer cost per example (numpy, per chunk), computed once
+  when the example enters the buffer. Integers keep bucket totals exact under add/remove, so a
+  resumed sampler makes bit-identical readiness decisions. ``fits(costs)``: which examples a
+  batch can hold at all (the sampler drops and counts the others).
+- ``ready(counts, cost_sums)``: which buckets hold a full batch, (K,) bool; ``is_ready`` is
+  the same for one bucket (the per-step hot path, plain Python).
+- ``take(bucket, costs)``: given candidate costs of a bucket in the order the batch is formed
+  (any iterable; consumed lazily), how many leading candidates form the batch.
+  ``size(bucket)``: the batch size when it does not depend on the candidates, else None.
 - ``expected_batch_size(plan)``: the mean batch size in each bucket, from the plan's sample;
   the synchronized bucket choice weighs buckets by their expected batch inflow with it.
 
@@ -17,8 +20,8 @@ Limits hold exactly: a batch never exceeds the budget, the fixed size or the tab
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +43,11 @@ class BatchPolicy(Protocol):
 
     def ready(self, counts: np.ndarray, cost_sums: np.ndarray) -> np.ndarray: ...
 
-    def take(self, bucket: int, costs: np.ndarray) -> int: ...
+    def is_ready(self, bucket: int, count: int, cost_sum: int) -> bool: ...
+
+    def take(self, bucket: int, costs: Iterable[int]) -> int: ...
+
+    def size(self, bucket: int) -> int | None: ...
 
     def expected_batch_size(self, plan: BucketPlan) -> np.ndarray: ...
 
@@ -62,15 +69,15 @@ class DurationBudget:
     #: Seconds at which the quadratic term doubles an example's cost; None: linear.
     quadratic_duration: float | None = None
 
+    #: The budget in cost units (microseconds, rounded down).
+    budget: int = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if not self.max_duration > 0:
             raise ValueError(f"max_duration must be > 0, got {self.max_duration}")
         if self.quadratic_duration is not None and not self.quadratic_duration > 0:
             raise ValueError(f"quadratic_duration must be > 0, got {self.quadratic_duration}")
-
-    @property
-    def budget(self) -> int:
-        return int(np.floor(self.max_duration * MICROS))
+        object.__setattr__(self, "budget", int(np.floor(self.max_duration * MICROS)))
 
     def effective(self, durations: np.ndarray) -> np.ndarray:
         d = np.asarray(durations, dtype=np.float64)
@@ -87,10 +94,24 @@ class DurationBudget:
     def ready(self, counts: np.ndarray, cost_sums: np.ndarray) -> np.ndarray:
         return cost_sums >= self.budget
 
-    def take(self, bucket: int, costs: np.ndarray) -> int:
-        # (k+1) * running max is non-decreasing, so the longest valid prefix is a bisection.
-        padded = np.arange(1, len(costs) + 1, dtype=np.int64) * np.maximum.accumulate(costs)
-        return max(1, int(np.searchsorted(padded, self.budget, side="right")))
+    def is_ready(self, bucket: int, count: int, cost_sum: int) -> bool:
+        return cost_sum >= self.budget
+
+    def take(self, bucket: int, costs: Iterable[int]) -> int:
+        # The longest prefix with (size * longest) within budget; (n+1) * running max only
+        # grows, so the first candidate that breaks it ends the batch.
+        budget = self.budget
+        n = longest = 0
+        for c in costs:
+            if c > longest:
+                longest = c
+            if (n + 1) * longest > budget:
+                break
+            n += 1
+        return n
+
+    def size(self, bucket: int) -> int | None:
+        return None
 
     def expected_batch_size(self, plan: BucketPlan) -> np.ndarray:
         out = np.ones(len(plan))
@@ -146,8 +167,14 @@ class FixedBatchSize:
     def ready(self, counts: np.ndarray, cost_sums: np.ndarray) -> np.ndarray:
         return counts >= self.batch_size
 
-    def take(self, bucket: int, costs: np.ndarray) -> int:
-        return min(self.batch_size, len(costs))
+    def is_ready(self, bucket: int, count: int, cost_sum: int) -> bool:
+        return count >= self.batch_size
+
+    def take(self, bucket: int, costs: Iterable[int]) -> int:
+        return sum(1 for _ in zip(range(self.batch_size), costs, strict=False))
+
+    def size(self, bucket: int) -> int | None:
+        return self.batch_size
 
     def expected_batch_size(self, plan: BucketPlan) -> np.ndarray:
         return np.full(len(plan), float(self.batch_size))
@@ -227,8 +254,14 @@ class BucketBatchSizes:
     def ready(self, counts: np.ndarray, cost_sums: np.ndarray) -> np.ndarray:
         return counts >= np.asarray(self.batch_sizes)
 
-    def take(self, bucket: int, costs: np.ndarray) -> int:
-        return min(self.batch_sizes[bucket], len(costs))
+    def is_ready(self, bucket: int, count: int, cost_sum: int) -> bool:
+        return count >= self.batch_sizes[bucket]
+
+    def take(self, bucket: int, costs: Iterable[int]) -> int:
+        return sum(1 for _ in zip(range(self.batch_sizes[bucket]), costs, strict=False))
+
+    def size(self, bucket: int) -> int | None:
+        return self.batch_sizes[bucket]
 
     def expected_batch_size(self, plan: BucketPlan) -> np.ndarray:
         if len(self.batch_sizes) != len(plan):

@@ -12,20 +12,19 @@ ratios (which would weigh a batch of 3 like a batch of 300).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
-
-def batch_padding(durations: np.ndarray, tokens: np.ndarray) -> tuple[float, float]:
+def batch_padding(durations: Sequence[float], tokens: Sequence[int]) -> tuple[float, float]:
     """(audio, token) padding ratios of one batch."""
     n = len(durations)
     if n == 0:
         return 0.0, 0.0
-    audio = 1.0 - float(np.sum(durations)) / (n * float(np.max(durations)))
-    max_t = float(np.max(tokens))
-    token = 1.0 - float(np.sum(tokens)) / (n * max_t) if max_t > 0 else 0.0
+    audio = 1.0 - float(sum(durations)) / (n * float(max(durations)))
+    max_t = float(max(tokens))
+    token = 1.0 - float(sum(tokens)) / (n * max_t) if max_t > 0 else 0.0
     return audio, token
 
 
@@ -40,16 +39,21 @@ class PaddingTotals:
     tokens: int = 0
     padded_tokens: int = 0
 
-    def add(self, durations: np.ndarray, tokens: np.ndarray) -> None:
+    def add(self, durations: Sequence[float], tokens: Sequence[int]) -> None:
+        """One batch (plain sequences: a batch is small, numpy calls would cost more)."""
         n = len(durations)
-        if n == 0:
-            return
+        if n:
+            self.add_sums(n, sum(durations), n * max(durations), sum(tokens), n * max(tokens))
+
+    def add_sums(
+        self, n: int, duration: float, padded_duration: float, tokens: int, padded_tokens: int
+    ) -> None:
         self.batches += 1
         self.examples += n
-        self.duration += float(np.sum(durations))
-        self.padded_duration += n * float(np.max(durations))
-        self.tokens += int(np.sum(tokens))
-        self.padded_tokens += n * int(np.max(tokens))
+        self.duration += duration
+        self.padded_duration += padded_duration
+        self.tokens += tokens
+        self.padded_tokens += padded_tokens
 
     def merge(self, other: PaddingTotals) -> None:
         self.batches += other.batches
@@ -115,11 +119,15 @@ class SamplerStats:
         self.buckets = [BucketCounters() for _ in range(num_buckets)]
 
     def record(
-        self, bucket: int, drawn: int, durations: np.ndarray, tokens: np.ndarray, full: bool
+        self, bucket: int, drawn: int, durations: Sequence[float], tokens: Sequence[int], full: bool
     ) -> None:
-        self.total.add(durations, tokens)
+        n = len(durations)
+        if not n:
+            return
+        sums = (n, sum(durations), n * max(durations), sum(tokens), n * max(tokens))
+        self.total.add_sums(*sums)
         c = self.buckets[bucket]
-        c.padding.add(durations, tokens)
+        c.padding.add_sums(*sums)
         self.buckets[drawn].drawn += 1
         if bucket != drawn:
             c.fallbacks += 1

@@ -1,0 +1,419 @@
+"""One rank's sampling engine: buffer + reader + RNGs, one natural batch per step.
+
+Each step (``next_batch``):
+
+1. **refill**: read chunks until the buffer holds its target for this step. The target starts
+   at ``start_fill`` of the buffer (10%: the first batch comes after ~2k examples, not 20k) and
+   grows linearly to the full buffer over ``ramp_steps`` steps. The target depends on the step
+   only, never on timing, so in-line and concurrent reading give identical batches.
+2. **choose** a bucket: ready buckets hold a full batch under the policy; once the stream is
+   exhausted any non-empty bucket is ready (the epoch's partial batches). `BucketChooser`
+   draws (shared across ranks with sync) and falls back to the nearest ready bucket.
+3. **form** the batch from the bucket's members:
+   - ``random`` (the paper's): a random permutation, cut by the policy;
+   - ``sorted`` (default): each bucket's examples sit in ``lanes`` lists by output length
+     (`padless.sampling.buffer`); the batch starts in the lane of a uniformly random member
+     and takes lanes upwards, then downwards, oldest first within a lane, until the policy's
+     batch is full. The batch holds neighbours in output length, which removes most token
+     padding (2D bins alone leave ~25%), while every member is equally likely to start a
+     batch and no example waits behind newer ones of its lane.
+
+The engine is also what `padless.sampling.balance` runs for the other ranks to count their
+batches; both must make identical decisions, so everything random comes from RNGs seeded by
+(seed, epoch, rank) and saved in `state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from padless.sampling.assign import AssignMode, BucketAssigner
+from padless.sampling.buffer import COST, ITEM, BucketBuffer, Entry
+from padless.sampling.codec import decode_item, encode_item
+from padless.sampling.concurrent import (
+    ChunkPreparer,
+    ChunkReader,
+    ConcurrentReader,
+    SequentialReader,
+)
+from padless.sampling.filters import FilterConfig
+from padless.sampling.lengths import ExampleLengths, LengthFn
+from padless.sampling.plan import BucketPlan
+from padless.sampling.policies import BatchPolicy
+from padless.sampling.sources import ExampleSource
+from padless.sampling.sync import (
+    BucketChooser,
+    BucketDraw,
+    random_state,
+    seeded_random,
+    set_random_state,
+)
+
+Batching = Literal["sorted", "random"]
+BATCHINGS: tuple[Batching, ...] = ("sorted", "random")
+
+# Salts of the RNG seed sequences, so the streams are independent of each other.
+_EXAMPLE_RNG, _PRIVATE_DRAW_RNG, _SHARED_DRAW_RNG = 1, 2, 3
+
+_COST_OF = itemgetter(COST)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Everything that decides which batches a sampler yields (with the plan and the policy).
+
+    Defaults are padless's; `SamplerConfig.paper` gives the paper's (lhotse-like) baseline.
+    """
+
+    #: Examples held across all buckets (the paper uses lhotse's default, 10k-20k).
+    buffer_size: int = 20_000
+    #: Bucket assignment: "flexible" keeps long-transcript outliers, "strict" drops them.
+    assignment: AssignMode = "flexible"
+    #: Batch formation within a bucket: "sorted" windows (low token padding) or "random".
+    batching: Batching = "sorted"
+    #: Sorted batching: output-length lanes per bucket (at the plan's token quantiles).
+    lanes: int = 32
+    #: Bucket draw: "inflow" (rate-matched credits) or "uniform" (lhotse's).
+    bucket_draw: BucketDraw = "inflow"
+    #: Same bucket-draw RNG on every rank (synchronized buckets, no communication).
+    sync: bool = True
+    #: Seed of every RNG; ranks derive theirs from (seed, epoch, rank).
+    seed: int = 0
+    #: Step-based training: never end; each rank's data epochs advance on their own.
+    infinite: bool = False
+    #: Fraction of the buffer read before the first batch (the paper: 10%).
+    start_fill: float = 0.1
+    #: Steps over which the buffer target grows from ``start_fill`` to full.
+    ramp_steps: int = 100
+    #: Examples per read chunk (vectorised work unit); capped at buffer_size // 8.
+    chunk_size: int = 1024
+    #: Read in a producer thread (`ConcurrentReader`) instead of in line.
+    concurrent: bool = False
+    #: Chunks the producer may read ahead; None: one buffer's worth.
+    queue_chunks: int | None = None
+    #: Finite mode with several ranks: equalize batch counts across ranks (see `balance`).
+    balance_ranks: bool = True
+    #: Recent batches remembered so `state_dict(consumed_steps=...)` can rewind over batches a
+    #: DataLoader prefetched but the training loop did not consume.
+    resume_lookback: int = 64
+    #: Override the plan's filters (None: use the filters the plan was estimated with).
+    filters: FilterConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"unknown batching {self.batching!r}; choose from {BATCHINGS}")
+        if not 0.0 < self.start_fill <= 1.0:
+            raise ValueError(f"start_fill must be in (0, 1], got {self.start_fill}")
+        if self.ramp_steps < 0 or self.chunk_size < 1 or self.resume_lookback < 0:
+            raise ValueError("ramp_steps, resume_lookback must be >= 0 and chunk_size >= 1")
+        if self.lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {self.lanes}")
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> SamplerConfig:
+        """The paper's sampler as lhotse implements it: random batches, uniform bucket draws,
+        strict 2D assignment (use with an equal-duration plan)."""
+        return cls(
+            **{"batching": "random", "bucket_draw": "uniform", "assignment": "strict", **overrides}
+        )
+
+    @property
+    def effective_chunk(self) -> int:
+        return max(1, min(self.chunk_size, self.buffer_size // 8))
+
+
+class Batch(NamedTuple):
+    items: list[Any]
+    bucket: int  # the bucket it came from
+    drawn: int  # the bucket the draw named (== bucket unless a fallback happened)
+    full: bool  # a full batch under the policy (False: a partial one)
+    dur: Sequence[float]  # durations of its items
+    tok: Sequence[int]  # tokens of its items
+
+
+def lane_edges(plan: BucketPlan, lanes: int) -> np.ndarray:
+    """(num_buckets, lanes - 1) inner token edges splitting each bucket at its sample's token
+    quantiles (an empty bucket gets one lane, the others stay empty)."""
+    levels = np.linspace(0.0, 1.0, lanes + 1)[1:-1]
+    rows = []
+    for b in plan.buckets:
+        q = np.asarray(b.token_quantiles, dtype=np.float64)
+        if len(q) < 2:
+            rows.append(np.zeros(lanes - 1))
+            continue
+        rows.append(np.ceil(np.interp(levels, np.linspace(0.0, 1.0, len(q)), q)))
+    return np.array(rows, dtype=np.int64).reshape(len(plan), lanes - 1)
+
+
+def inflow_weights(plan: BucketPlan, policy: BatchPolicy) -> np.ndarray:
+    """Expected batches flowing into each bucket per example read: occupancy / E[batch size]."""
+    return plan.occupancy / np.maximum(policy.expected_batch_size(plan), 1.0)
+
+
+class LaneEngine:
+    """The batches of one rank's data for one epoch (or forever, when infinite)."""
+
+    def __init__(
+        self,
+        source: ExampleSource,
+        plan: BucketPlan,
+        policy: BatchPolicy,
+        config: SamplerConfig,
+        *,
+        rank: int,
+        epoch: int,
+        lengths: LengthFn | None = None,
+    ) -> None:
+        self.source = source
+        self.plan = plan
+        self.policy = policy
+        self.config = config
+        self.rank = rank
+        self.epoch = epoch
+        self.prepare = ChunkPreparer(
+            lengths or ExampleLengths(),
+            config.filters if config.filters is not None else plan.filters,
+            BucketAssigner(plan, config.assignment),
+            policy,
+        )
+        sorted_lanes = config.batching == "sorted" and config.lanes > 1
+        self.buffer = BucketBuffer(
+            len(plan), lane_edges(plan, config.lanes) if sorted_lanes else None
+        )
+        self.rng = seeded_random([config.seed, epoch, rank, _EXAMPLE_RNG])
+        weights = (
+            inflow_weights(plan, policy) if config.bucket_draw == "inflow" else np.ones(len(plan))
+        )
+        draw_seed = (
+            [config.seed, epoch, _SHARED_DRAW_RNG]
+            if config.sync
+            else [config.seed, epoch, rank, _PRIVATE_DRAW_RNG]
+        )
+        self.chooser = BucketChooser(weights, config.bucket_draw, draw_seed)
+        self.chunk = config.effective_chunk
+        b = config.buffer_size
+        self._start = min(b, max(self.chunk, math.ceil(config.start_fill * b)))
+        self._grow = math.ceil((b - self._start) / config.ramp_steps) if config.ramp_steps else b
+        # Progress: what state_dict saves. ``exhausted``: the last chunk is in the buffer.
+        self.step = 0  # natural batches emitted
+        self.data_epoch = epoch  # epoch of the data being read (differs when infinite)
+        self.position: Any = None  # stream position after the last chunk put in the buffer
+        self.exhausted = False
+        self.examples_read = 0
+        self.dropped: Counter[str] = Counter()  # filtered/unassigned examples by reason
+        self.read_s = 0.0  # seconds spent inside the stream (for throughput accounting)
+        self._reader: ChunkReader | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    def _open_reader(self) -> ChunkReader:
+        inner = SequentialReader(
+            self.source,
+            self.data_epoch,
+            self.position,
+            self.chunk,
+            self.prepare,
+            self.config.infinite,
+        )
+        if not self.config.concurrent:
+            return inner
+        queue_chunks = self.config.queue_chunks or -(-self.config.buffer_size // self.chunk)
+        return ConcurrentReader(inner, queue_chunks)
+
+    def target(self) -> int:
+        """Buffer fill this step should start from."""
+        return min(self.config.buffer_size, self._start + self.step * self._grow)
+
+    def refill(self) -> None:
+        """Read up to this step's target; beyond it while no bucket holds a full batch (a
+        buffer too small for the policy grows rather than cut partial batches mid-epoch)."""
+        target = self.target()
+        buffer = self.buffer
+        while not self.exhausted and (
+            buffer.size + self.chunk <= target
+            or not self.policy.ready(buffer.counts, buffer.cost_sums).any()
+        ):
+            self._read_chunk()
+
+    def _read_chunk(self) -> None:
+        if self._reader is None:
+            self._reader = self._open_reader()
+        chunk = self._reader.next_chunk()
+        if chunk is None:  # only for a stream that was empty from the start
+            self.exhausted = True
+            return
+        p = chunk.prepared
+        self.buffer.add(p.items, p.dur, p.tok, p.cost, p.bucket)
+        self.position, self.data_epoch = chunk.position, chunk.epoch
+        self.examples_read += chunk.read
+        self.read_s += chunk.read_s
+        if p.dropped:
+            self.dropped.update(p.dropped)
+        if chunk.last:
+            self.exhausted = True
+            self.close()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    # ------------------------------------------------------------------ batches
+
+    def next_batch(self) -> Batch | None:
+        """The next natural batch, or None at the end of a finite epoch."""
+        self.refill()
+        buffer, policy = self.buffer, self.policy
+        counts, sums = buffer.counts, buffer.cost_sums
+        drawn, prefer_up = self.chooser.draw()
+        if counts[drawn] and (
+            self.exhausted or policy.is_ready(drawn, int(counts[drawn]), int(sums[drawn]))
+        ):
+            bucket = drawn
+        else:  # not ready here: the nearest bucket that is (rare with inflow draws)
+            nonempty = counts > 0
+            if self.exhausted:
+                bucket = self.chooser.fallback(drawn, prefer_up, nonempty)
+            else:
+                bucket = self.chooser.fallback(
+                    drawn, prefer_up, policy.ready(counts, sums), nonempty
+                )
+            if bucket < 0:
+                return None
+        full = policy.is_ready(bucket, int(counts[bucket]), int(sums[bucket]))
+        take = self._take_window if buffer.lanes > 1 else self._take_random
+        entries = take(bucket)
+        self.step += 1
+        _, durs, toks, items = zip(*entries, strict=True)  # transposed in C
+        return Batch(list(items), bucket, drawn, full, durs, toks)
+
+    def _take_window(self, bucket: int) -> list[Entry]:
+        """Lanes of the bucket from the lane of a uniformly random member, upwards then
+        downwards, oldest first within each lane, until the policy's batch is full."""
+        buffer = self.buffer
+        lanes = buffer.lanes
+        base = bucket * lanes
+        lists = buffer.lists[base : base + lanes]
+        r = int(self.rng.random() * int(buffer.counts[bucket]))
+        start = 0
+        while r >= len(lists[start]):
+            r -= len(lists[start])
+            start += 1
+        order = [*range(start, lanes), *range(start - 1, -1, -1)]
+        k = self.policy.size(bucket)
+        if k is None:
+            costs = map(_COST_OF, chain.from_iterable(lists[j] for j in order))
+            k = self.policy.take(bucket, costs)
+        entries: list[Entry] = []
+        for j in order:
+            lst = lists[j]
+            n = min(len(lst), k - len(entries))
+            entries += lst[:n]
+            del lst[:n]
+            if len(entries) == k:
+                break
+        buffer.removed(bucket, len(entries), sum(e[COST] for e in entries))
+        return entries
+
+    def _take_random(self, bucket: int) -> list[Entry]:
+        """lhotse's batch: entries in random order until the policy's batch is full. Each
+        candidate leaves the bucket by swap-remove (O(1)); the one that did not fit goes back."""
+        lst = self.buffer.lists[bucket]
+        rand = self.rng.random
+        k = self.policy.size(bucket)
+        if k is not None:
+            picks = self.rng.sample(range(len(lst)), min(k, len(lst)))
+            entries = [lst[i] for i in picks]
+            for i in sorted(picks, reverse=True):
+                lst[i] = lst[-1]
+                lst.pop()
+            self.buffer.removed(bucket, len(entries), sum(e[COST] for e in entries))
+            return entries
+        drawn: list[Entry] = []
+
+        def candidates() -> Iterator[int]:
+            while lst:
+                i = int(rand() * len(lst))
+                entry = lst[i]
+                lst[i] = lst[-1]
+                lst.pop()
+                drawn.append(entry)
+                yield entry[COST]
+
+        k = self.policy.take(bucket, candidates())
+        lst.extend(drawn[k:])  # drawn but not taken
+        entries = drawn[:k]
+        self.buffer.removed(bucket, len(entries), sum(e[COST] for e in entries))
+        return entries
+
+    def drain(self) -> list[Batch]:
+        """All remaining natural batches (call once the stream is exhausted)."""
+        out = []
+        while (batch := self.next_batch()) is not None:
+            out.append(batch)
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "epoch": self.epoch,
+            "step": self.step,
+            "data_epoch": self.data_epoch,
+            "position": _jsonable(self.position),
+            "exhausted": self.exhausted,
+            "examples_read": self.examples_read,
+            "dropped": dict(self.dropped),
+            "rng": random_state(self.rng),
+            "chooser": self.chooser.state_dict(),
+            # Per (bucket, lane) list, its examples in order.
+            "lists": [[encode_item(e[ITEM]) for e in lst] for lst in self.buffer.lists],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["rank"] != self.rank or state["epoch"] != self.epoch:
+            raise ValueError(
+                f"sampler state is for rank {state['rank']} epoch {state['epoch']}, "
+                f"this engine is rank {self.rank} epoch {self.epoch}"
+            )
+        self.close()
+        self.step = int(state["step"])
+        self.data_epoch = int(state["data_epoch"])
+        self.position = state["position"]
+        self.exhausted = bool(state["exhausted"])
+        self.examples_read = int(state["examples_read"])
+        self.dropped = Counter(state["dropped"])
+        set_random_state(self.rng, state["rng"])
+        self.chooser.load_state_dict(state["chooser"])
+        lists: list[list[Entry]] = []
+        lanes = self.buffer.lanes
+        for i, rows in enumerate(state["lists"]):
+            items = [decode_item(x) for x in rows]
+            p = self.prepare(items)
+            if len(p.items) != len(items) or np.any(self.buffer.lane_index(p.bucket, p.tok) != i):
+                raise ValueError(
+                    f"buffered examples of bucket {i // lanes} no longer land there "
+                    f"({p.dropped}): resume with the plan and config the state was saved with"
+                )
+            lists.append(
+                list(zip(p.cost.tolist(), p.dur.tolist(), p.tok.tolist(), items, strict=True))
+            )
+        self.buffer.restore(lists)
+
+
+def _jsonable(position: Any) -> Any:
+    """NamedTuple/tuple positions become lists (what they are after a JSON round trip)."""
+    if isinstance(position, tuple):
+        return [_jsonable(x) for x in position]
+    return position

@@ -1,0 +1,112 @@
+"""Bucket choice: which bucket the next batch comes from, identically on every rank.
+
+Every step draws a bucket from an RNG seeded from (seed, epoch) only, so with ``sync`` all
+ranks draw the same sequence without talking to each other; example order within buckets uses
+per-rank RNGs (see `padless.sampling.engine`). When the drawn bucket has no full batch on a rank,
+that rank takes the *nearest* bucket (by index) that has one; a tie between the bucket below
+and the one above is broken by a bit drawn from the same shared RNG, so ranks that fall back
+from the same bucket fall back the same way. Each step consumes the same randomness whatever
+happens, so the shared streams never drift apart.
+
+Two draws:
+
+- ``uniform`` (lhotse's): every bucket equally likely. Buckets fill at different rates, so fill
+  levels random-walk and the share of steps where the drawn bucket is ready everywhere decays
+  over an epoch.
+- ``inflow`` (default): bucket ``i`` is drawn at the rate batches flow into it,
+  ``q_i ∝ occupancy_i / E[batch size_i]`` (from the plan's sample and the batch-size policy,
+  so identical on every rank), and through a *credit* scheme rather than independent draws:
+  bucket ``i`` accrues ``q_i`` credit per step, loses 1 when drawn, and is drawn with
+  probability proportional to its positive credit. Draw counts then track ``t * q_i`` within a
+  step or two at every ``t`` (independent draws drift by ``sqrt(t * q_i)``), so fill levels stay
+  level and the drawn bucket is ready on every rank for the whole epoch.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+import numpy as np
+
+BucketDraw = Literal["inflow", "uniform"]
+BUCKET_DRAWS: tuple[BucketDraw, ...] = ("inflow", "uniform")
+
+
+class BucketChooser:
+    """Draws a bucket per step and resolves it to a ready bucket (nearest fallback)."""
+
+    def __init__(self, weights: np.ndarray, draw: BucketDraw, seed: Any) -> None:
+        if draw not in BUCKET_DRAWS:
+            raise ValueError(f"unknown bucket draw {draw!r}; choose from {BUCKET_DRAWS}")
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 1 or len(w) == 0 or np.any(w < 0) or not np.isfinite(w).all():
+            raise ValueError("bucket weights must be a non-empty vector of finite values >= 0")
+        if w.sum() <= 0:
+            w = np.ones_like(w)
+        self.num_buckets = len(w)
+        self.draw_mode = draw
+        self.quota = w / w.sum()  # (K,) share of draws per bucket
+        self.credits = np.zeros(len(w))  # (K,) draws owed (expected minus actual)
+        self.rng = seeded_random(seed)
+        self._index = np.arange(len(w))
+
+    def draw(self) -> tuple[int, bool]:
+        """(drawn bucket, prefer the higher neighbour on a tie); consumes one step's randomness."""
+        u, tie = self.rng.random(), self.rng.random()
+        if self.draw_mode == "uniform":
+            return min(int(u * self.num_buckets), self.num_buckets - 1), tie < 0.5
+        credit = self.credits + self.quota
+        cum = np.maximum(credit, 0.0).cumsum()
+        bucket = min(int(cum.searchsorted(u * cum[-1], side="right")), self.num_buckets - 1)
+        credit[bucket] -= 1.0
+        self.credits = credit
+        return bucket, tie < 0.5
+
+    def fallback(self, drawn: int, prefer_up: bool, *allowed: np.ndarray) -> int:
+        """The bucket nearest ``drawn`` in the first non-empty mask of ``allowed``; -1 if none."""
+        for mask in allowed:
+            candidates = self._index[mask]
+            if len(candidates):
+                return _nearest(candidates, drawn, prefer_up)
+        return -1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": random_state(self.rng), "credits": self.credits.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        set_random_state(self.rng, state["rng"])
+        self.credits = np.asarray(state["credits"], dtype=np.float64)
+
+
+def seeded_random(seed: Any) -> random.Random:
+    """A Python RNG (scalar draws in ~50 ns, a numpy Generator takes microseconds) seeded from
+    a numpy SeedSequence entropy list such as ``[seed, epoch, rank, salt]``."""
+    return random.Random(int(np.random.SeedSequence(seed).generate_state(2, np.uint64)[0]))
+
+
+def random_state(rng: random.Random) -> list[Any]:
+    """JSON-friendly ``rng.getstate()``."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def set_random_state(rng: random.Random, state: list[Any]) -> None:
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+
+
+def _nearest(candidates: np.ndarray, target: int, prefer_up: bool) -> int:
+    """The candidate closest to ``target``; on a tie the one above if ``prefer_up``."""
+    pos = int(np.searchsorted(candidates, target))
+    below = int(candidates[pos - 1]) if pos > 0 else None
+    above = int(candidates[pos]) if pos < len(candidates) else None
+    if below is None:
+        assert above is not None
+        return above
+    if above is None:
+        return below
+    d_below, d_above = target - below, above - target
+    if d_below == d_above:
+        return above if prefer_up else below
+    return below if d_below < d_above else above
