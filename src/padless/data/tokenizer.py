@@ -356,7 +356,7 @@ class CanaryTokenizer:
         """Decoder length of ``example``: prompt + text tokens + EOS (prompt only without text).
 
         Caches the count in ``example.num_tokens`` and returns a count already there unchanged.
-        Costs one SentencePiece call (~10 us for a 20-word sentence); for many examples see
+        Costs one SentencePiece call (10-25 us per real transcript, measured); for many see
         `num_tokens_batch`.
         """
         if example.num_tokens is not None:
@@ -373,10 +373,11 @@ class CanaryTokenizer:
         """`num_tokens` of many examples, caching each count.
 
         Uncounted examples go to SentencePiece in chunks of ``_COUNT_CHUNK``, one call per
-        language per chunk, on ``num_threads`` threads (-1: all cores). Encoding dominates the
-        cost, so batching pays through threads: on a loaded 2-core machine it measured 1.05x
-        (1 thread) to 1.16x (2 threads) the speed of `num_tokens` in a loop, ~100k examples/s
-        (bench/tokenizer_count.py). Chunks keep the id lists SentencePiece returns small.
+        language per chunk, on ``num_threads`` threads (-1: every core). Encoding dominates the
+        cost, so this beats a `num_tokens` loop only through threads, i.e. with idle cores; on
+        the loaded 2-core development machine the two were within noise of each other
+        (bench/results/2026-11-28-tokenizer-count.md). Chunks keep the id lists SentencePiece
+        returns small.
         """
         counts = [0] * len(examples)
         todo: list[int] = []
