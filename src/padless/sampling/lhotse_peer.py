@@ -818,8 +818,10 @@ def measure_lhotse_peer_rss(
     The child reads (id, duration, num_tokens) per rank from temporary TSV files, streaming them
     when ``config.materialize`` is False, so its memory is lhotse's alone (texts and audio
     references are left out). Baseline = RSS right after importing torch and lhotse, where the
-    kernel's peak mark is reset (``/proc/self/clear_refs``); peak = ``getrusage`` max RSS at the
-    end. Without the reset (a kernel refusing it) the baseline is the import-time peak.
+    kernel's peak mark is reset (``/proc/self/clear_refs``); peak = the process's own peak RSS
+    (``VmHWM``) at the end. ``getrusage``'s max RSS is not used where /proc exists: it also
+    keeps the peak of the fork before ``exec``, i.e. the parent's RSS. Without the reset (a
+    kernel refusing it) the baseline is the import-time peak.
     """
     with tempfile.TemporaryDirectory(prefix="padless-lhotse-rss-") as tmp:
         work = Path(tmp)
@@ -852,13 +854,23 @@ def measure_lhotse_peer_rss(
     return PeerRssReport(report["peak_rss_mb"], report["baseline_rss_mb"], report["summary"])
 
 
-def _max_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def _status_mb(field: str) -> float | None:
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in MiB, None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
-def _current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _peak_rss_mb() -> float:
+    # VmHWM is this process's own peak. getrusage's ru_maxrss also keeps the peak of the
+    # pre-exec fork, i.e. of the parent process, which can be far larger than the child.
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _reset_peak_rss() -> bool:
@@ -880,14 +892,15 @@ def _rss_child(work: Path, world: int) -> None:
     _import_lhotse()
     from lhotse.dataset.sampling import dynamic_bucketing  # noqa: F401  (part of the baseline)
 
-    # Imports peak above their steady state; without a reset, getrusage would report that peak.
+    # Imports peak above their steady state: reset the mark so the peak is the run's own.
     gc.collect()
-    baseline = _current_rss_mb() if _reset_peak_rss() else _max_rss_mb()
+    current = _status_mb("VmRSS")
+    baseline = current if (current is not None and _reset_peak_rss()) else _peak_rss_mb()
     config = LhotsePeerConfig.from_json(json.loads((work / "config.json").read_text()))
     rows = [_TsvRows(work / f"rank{r}.tsv") for r in range(world)]
     result = _run(rows, config, keep_batches=False)
     report = {
-        "peak_rss_mb": _max_rss_mb(),
+        "peak_rss_mb": _peak_rss_mb(),
         "baseline_rss_mb": baseline,
         "summary": result.summary(),
     }
