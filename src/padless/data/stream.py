@@ -32,8 +32,8 @@ the stream-wide ``ExampleStream.skipped``; an iterator logs its count when it fi
 lines are not records and are passed over.
 
 Speed: per line, the loop does one ``orjson.loads``, one parser call, an offset addition and a
-yield (about 2 us per example with real metadata lines on one core of this machine; the
-parsers are in ``nemo``, ``lhotse_cuts`` and ``shards``). Positions are built only when asked.
+yield (the parsers are in ``nemo``, ``lhotse_cuts`` and ``shards``); positions are built only
+when asked. Measured throughput: ``bench/bench_metadata.py`` and its record in bench/results/.
 """
 
 from __future__ import annotations
