@@ -59,7 +59,7 @@ class WorkerAudioError(AudioError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a generated == would compare tensors element-wise and fail
 class SpeechBatch:
     """A padded batch. Decoder input is ``tokens[:, :-1]``, targets ``tokens[:, 1:]``; positions at
     or beyond ``token_lens`` hold ``pad_id``, audio beyond ``audio_lens`` is zero."""
