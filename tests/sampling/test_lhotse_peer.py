@@ -110,11 +110,15 @@ def test_1d_budget_every_example_once_on_its_own_rank(examples, world) -> None:
     assert result.examples == len(examples)
 
 
-def test_2d_strict_filters_and_per_bucket_batch_sizes(examples) -> None:
+@pytest.mark.parametrize("world", [1, 4])
+def test_2d_strict_filters_and_per_bucket_batch_sizes(examples, world) -> None:
     bins = bins_2d(examples[:1500], 10)  # estimated on half: the other half can miss buckets
     sizes = tuple(3 + i % 5 for i in range(len(bins)))
     config = LhotsePeerConfig(bins=bins, bucket_batch_sizes=sizes, tps_max=25.0)
-    result = run_lhotse_peer(split(examples, 2), config)
+    parts = split(examples, world)
+    result = run_lhotse_peer(parts, config)
+    for part, rank in zip(parts, result.ranks, strict=True):  # each rank samples its own data
+        assert {i for b in rank.batches for i in b} <= {e.id for e in part}
     grid = Grid2D(bins, strict=True)
     index = by_id(examples)
     kept = {i for r in result.ranks for b in r.batches for i in b}
