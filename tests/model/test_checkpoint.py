@@ -56,9 +56,14 @@ def _small_tokenizer(tmp_path: Path) -> CanaryTokenizer:
     }
     rng = random.Random(0)
     rows = [
-        {"text": " ".join(rng.choices(ws, k=8)), "lang": lang, "duration": 1.0}
+        {
+            "audio_filepath": f"{lang}{i}.wav",
+            "duration": 1.0,
+            "text": " ".join(rng.choices(ws, k=8)),
+            "lang": lang,
+        }
         for lang, ws in words.items()
-        for _ in range(200)
+        for i in range(200)
     ]
     manifest = tmp_path / "texts.jsonl"
     manifest.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))

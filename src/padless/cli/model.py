@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -11,6 +15,8 @@ model_app = typer.Typer(help="Inspect model presets and checkpoints.", no_args_i
 
 def register(app: typer.Typer) -> None:
     app.add_typer(model_app, name="model")
+    app.command("transcribe")(transcribe)
+    app.command("bench-rtfx")(bench_rtfx)
 
 
 @model_app.command("info")
@@ -81,3 +87,284 @@ def info(
         f"{millions(counts['decoder'])}",
     )
     Console().print(table)
+
+
+_MANIFEST_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+
+
+def _read_inputs(paths: list[str]) -> list[Any]:
+    """Examples from manifests (NeMo/Lhotse JSON lines, shard folders) and audio files."""
+    import soundfile as sf
+
+    from padless.data.example import Example, FileAudio
+    from padless.data.stream import read_manifest
+
+    examples: list[Example] = []
+    for path in paths:
+        if path.endswith(_MANIFEST_SUFFIXES) or Path(path).is_dir():
+            examples.extend(read_manifest(path, require_text=False))
+            continue
+        try:
+            info = sf.info(path)
+        except (RuntimeError, sf.LibsndfileError) as err:
+            raise typer.BadParameter(f"{path}: not a readable audio file ({err})") from None
+        examples.append(
+            Example(
+                id=path,
+                duration=info.frames / info.samplerate,
+                audio=FileAudio(path),
+                sampling_rate=info.samplerate,
+            )
+        )
+    return examples
+
+
+def transcribe(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint saved with its tokenizer.")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Audio files and/or manifests (JSON lines, shard folders).")
+    ],
+    source_lang: Annotated[
+        str | None, typer.Option(help="Spoken language (default: each example's own).")
+    ] = None,
+    target_lang: Annotated[
+        str | None, typer.Option(help="Output language for --task ast (default: the example's).")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="asr or ast (default: each example's own).")
+    ] = None,
+    pnc: Annotated[
+        bool | None,
+        typer.Option("--pnc/--no-pnc", help="Punctuation and capitalisation (default: example's)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 16,
+    beam: Annotated[int, typer.Option(help="Beam width (1 = greedy).")] = 1,
+    length_penalty: Annotated[float, typer.Option(help="Beam length penalty alpha.")] = 0.0,
+    decoding: Annotated[
+        str, typer.Option(help="kv or recompute (the NeMo-like reference).")
+    ] = "kv",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    out: Annotated[
+        Path | None, typer.Option(help="Write JSON lines here (default: stdout).")
+    ] = None,
+) -> None:
+    """Transcribe (or translate) audio with a checkpoint; one JSON line per utterance."""
+    import orjson
+    import torch
+    from rich.progress import Progress
+
+    from padless.infer.cpu import keep_freed_memory
+    from padless.infer.options import DecodingOptions
+    from padless.infer.transcribe import PromptOverrides
+    from padless.infer.transcribe import transcribe as run_transcribe
+    from padless.model.checkpoint import load_checkpoint
+
+    if task not in (None, "asr", "ast"):
+        raise typer.BadParameter(f"expected asr or ast, got {task!r}", param_hint="--task")
+    if decoding not in ("kv", "recompute"):
+        raise typer.BadParameter(
+            f"expected kv or recompute, got {decoding!r}", param_hint="--decoding"
+        )
+    try:
+        options = DecodingOptions(
+            strategy="beam" if beam > 1 else "greedy",
+            beam_size=beam,
+            length_penalty=length_penalty,
+            cache="kv" if decoding == "kv" else "recompute",
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if device == "cpu":
+        keep_freed_memory()
+    ckpt = load_checkpoint(checkpoint, device=device)
+    try:
+        tokenizer = ckpt.tokenizer()
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="CHECKPOINT") from None
+    examples = _read_inputs(inputs)
+    overrides = PromptOverrides(
+        source_lang=source_lang,
+        target_lang=target_lang,
+        task="asr" if task == "asr" else "ast" if task == "ast" else None,
+        pnc=pnc,
+    )
+    with torch.inference_mode(), Progress(transient=True, disable=out is None) as progress:
+        bar = progress.add_task("transcribing", total=len(examples))
+        try:
+            results = run_transcribe(
+                ckpt.model,
+                tokenizer,
+                examples,
+                overrides=overrides,
+                options=options,
+                batch_size=batch_size,
+                on_batch=lambda n: progress.advance(bar, n),
+            )
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    lines = []
+    for example, result in zip(examples, results, strict=True):
+        row: dict[str, Any] = {
+            "id": result.id,
+            "text": result.text,
+            "source_lang": result.source_lang,
+            "target_lang": result.target_lang,
+            "task": result.task,
+            "pnc": result.pnc,
+            "duration": example.duration,
+        }
+        if example.text is not None:
+            row["reference"] = example.text
+        if result.score is not None:
+            row["score"] = result.score
+        lines.append(orjson.dumps(row))
+    payload = b"\n".join(lines) + b"\n" if lines else b""
+    if out is None:
+        sys.stdout.buffer.write(payload)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(payload)
+        typer.echo(f"{len(lines)} transcripts -> {out}", err=True)
+
+
+def bench_rtfx(
+    presets: Annotated[
+        str, typer.Option(help="Comma-separated presets (random weights) or checkpoints.")
+    ],
+    manifest: Annotated[list[str], typer.Option(help="Manifest(s) of the utterances to time.")],
+    batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 32,
+    decoding: Annotated[
+        str, typer.Option(help="kv, recompute, or both as 'kv,recompute' (same run).")
+    ] = "kv",
+    dtype: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    forced_length: Annotated[
+        bool, typer.Option(help="Emit exactly each reference's token count (text + EOS).")
+    ] = False,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(help="Tokenizer dir: prompts, vocab size and --forced-length counts."),
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Timed passes per pair (median).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """RTFx of presets x decoding modes, measured side by side in one run."""
+    import orjson
+    import torch
+
+    from padless.data.stream import read_manifest
+    from padless.infer.cpu import keep_freed_memory
+    from padless.infer.options import CacheMode
+    from padless.infer.rtfx import RtfxConfig, build_timing_model, run_rtfx
+
+    modes: list[CacheMode] = []
+    for mode in (m.strip() for m in decoding.split(",")):
+        if mode not in ("kv", "recompute"):
+            raise typer.BadParameter(f"unknown decoding mode {mode!r}", param_hint="--decoding")
+        modes.append("kv" if mode == "kv" else "recompute")
+    if dtype not in ("fp32", "bf16"):
+        raise typer.BadParameter(f"expected fp32 or bf16, got {dtype!r}", param_hint="--dtype")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    malloc_tuned = device == "cpu" and keep_freed_memory()
+    config = RtfxConfig(
+        batch_size=batch_size,
+        dtype="bf16" if dtype == "bf16" else "fp32",
+        device=device,
+        forced_length=forced_length,
+        repeats=repeats,
+    )
+    tok = None
+    if tokenizer is not None:
+        from padless.data.tokenizer import CanaryTokenizer
+
+        tok = CanaryTokenizer.load(tokenizer)
+    examples = list(read_manifest(manifest, require_text=forced_length and tok is not None))
+    names = [p.strip() for p in presets.split(",") if p.strip()]
+    try:
+        models = {
+            name: build_timing_model(name, config, tok.vocab_size if tok else None, seed)
+            for name in names
+        }
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--presets") from None
+
+    def report(name: str, mode: str, repeat: int, rtfx: float) -> None:
+        if not as_json:
+            typer.echo(f"  {name:<32} {mode:<10} pass {repeat + 1}: RTFx {rtfx:,.1f}", err=True)
+
+    try:
+        results = run_rtfx(models, examples, modes, config, tok, on_result=report)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    payload = {
+        "results": [dataclasses.asdict(r) for r in results],
+        "config": {
+            "presets": names,
+            "manifest": manifest,
+            "batch_size": batch_size,
+            "decoding": modes,
+            "dtype": dtype,
+            "device": device,
+            "threads": torch.get_num_threads(),
+            "forced_length": forced_length,
+            "tokenizer": str(tokenizer) if tokenizer else None,
+            "repeats": repeats,
+            "seed": seed,
+            "malloc_keep_freed": malloc_tuned,
+        },
+        "machine": machine_info(device),
+    }
+    if as_json:
+        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"RTFx, {results[0].audio_s:,.0f} s of audio, batch {batch_size}")
+    for column in ("preset", "decoding", "params", "RTFx", "wall s", "tokens"):
+        table.add_column(column, justify="left" if column in ("preset", "decoding") else "right")
+    for r in results:
+        table.add_row(
+            r.preset,
+            r.decoding,
+            f"{r.params / 1e6:,.1f}M",
+            f"{r.rtfx:,.1f}",
+            f"{r.wall_s:,.2f}",
+            f"{r.output_tokens:,}",
+        )
+    Console().print(table)
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    """Versions and hardware for benchmark records."""
+    import platform
+
+    import torch
+
+    import padless
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "uname": " ".join(platform.uname()),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "padless": padless.__version__,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+    return info

@@ -174,16 +174,18 @@ def _canary(
 
 
 def _tiny(name: str, enc_layers: int, dec_layers: int) -> ModelConfig:
-    # Same shapes as the Canary family scaled to a 2-core CPU: width 176, 4 heads, 80 mels,
-    # subsampling channels equal to the width. The vocabulary stays the full-size default so
-    # the output head costs what it would with the real tokenizer (override per tokenizer).
+    # The Canary family scaled to a 2-core CPU: width 176, 4 heads, 80 mels. Subsampling
+    # channels scale with the width as in Canary-1B (256 for d=1024, i.e. d/4 = 44 here),
+    # rounded up to 64: at d/1 (176) the 20 ms feature maps alone cost more than the six
+    # Conformer layers on a CPU. The vocabulary stays the full-size default so the output head
+    # costs what it would with the real tokenizer (override it per tokenizer).
     width = 176
     return ModelConfig(
         name=name,
         features=FeatureConfig(n_mels=80),
         spec_augment=SpecAugmentConfig(freq_width=15),
         encoder=EncoderConfig(
-            d_model=width, n_layers=enc_layers, n_heads=4, subsampling_channels=width
+            d_model=width, n_layers=enc_layers, n_heads=4, subsampling_channels=64
         ),
         decoder=DecoderConfig(d_model=width, n_layers=dec_layers, n_heads=4),
     )

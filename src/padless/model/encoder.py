@@ -43,12 +43,16 @@ class DepthwiseStridingSubsampling(nn.Module):
         self.out = nn.Linear(channels * (n_mels // factor), d_model)
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The feature maps here are the largest tensors of the model (C channels at 20 ms), so
+        # ReLU always runs in place (safe: convolution backward does not need its output) and
+        # so does the padding mask when no gradient is recorded.
         x = x[:, None]  # (B, 1, F, M)
-        x = F.relu(self.first(x))  # (B, C, F/2, M/2)
+        x = F.relu(self.first(x), inplace=True)  # (B, C, F/2, M/2)
         lens = _stride2_len(lens)
         for depthwise, pointwise in zip(self.depthwise, self.pointwise, strict=True):
-            x = x * lengths_to_mask(lens, x.shape[2])[:, None, :, None].to(x.dtype)
-            x = F.relu(pointwise(depthwise(x)))
+            keep = lengths_to_mask(lens, x.shape[2])[:, None, :, None].to(x.dtype)  # (B,1,F',1)
+            x = x * keep if x.requires_grad else x.mul_(keep)
+            x = F.relu(pointwise(depthwise(x)), inplace=True)
             lens = _stride2_len(lens)
         batch, channels, frames, mels = x.shape
         x = x.transpose(1, 2).reshape(batch, frames, channels * mels)  # (B, T, C * M/8)
@@ -103,8 +107,11 @@ class RelPositionMultiHeadAttention(nn.Module):
         v = self._heads(self.linear_v(x))
         p = self._heads(self.linear_pos(pos))  # (H, 2T-1, Dh)
         scale = 1.0 / math.sqrt(self.d_head)
-        pos_scores = rel_shift(torch.matmul(q + self.pos_bias_v[:, None], p.transpose(-1, -2)))
-        bias = (pos_scores * scale).masked_fill(~key_valid[:, None, None, :], float("-inf"))
+        # Scale the (B, H, T, Dh) query rather than the (B, H, T, T) scores; rel_shift returns
+        # a fresh tensor, so the key mask is written into it in place.
+        q_v = (q + self.pos_bias_v[:, None]) * scale
+        bias = rel_shift(torch.matmul(q_v, p.transpose(-1, -2)))  # (B, H, T, T)
+        bias.masked_fill_(~key_valid[:, None, None, :], float("-inf"))
         out = F.scaled_dot_product_attention(
             q + self.pos_bias_u[:, None],
             k,

