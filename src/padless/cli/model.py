@@ -248,6 +248,10 @@ def bench_rtfx(
     ] = None,
     repeats: Annotated[int, typer.Option(help="Timed passes per pair (median).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    keep_freed_memory: Annotated[
+        bool,
+        typer.Option(help="CPU: keep freed memory in the heap (glibc); see padless.infer.cpu."),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """RTFx of presets x decoding modes, measured side by side in one run."""
@@ -255,7 +259,7 @@ def bench_rtfx(
     import torch
 
     from padless.data.stream import read_manifest
-    from padless.infer.cpu import keep_freed_memory
+    from padless.infer import cpu
     from padless.infer.options import CacheMode
     from padless.infer.rtfx import RtfxConfig, build_timing_model, run_rtfx
 
@@ -270,7 +274,7 @@ def bench_rtfx(
         raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
     if threads is not None:
         torch.set_num_threads(threads)
-    malloc_tuned = device == "cpu" and keep_freed_memory()
+    malloc_tuned = device == "cpu" and keep_freed_memory and cpu.keep_freed_memory()
     config = RtfxConfig(
         batch_size=batch_size,
         dtype="bf16" if dtype == "bf16" else "fp32",
