@@ -4,27 +4,26 @@ sampler over manifests, metadata only, every rank in-process, and report what it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from padless.sampling.plan import PlanConfig
+from padless.sampling.config import PlanConfig, SamplerConfig
 
 if TYPE_CHECKING:
+    from padless.data.example import Example
     from padless.data.tokenizer import CanaryTokenizer
+    from padless.sampling.lengths import ExampleLengths
+    from padless.sampling.plan import BucketPlan
+    from padless.sampling.policies import BatchPolicy
+    from padless.sampling.sources import ExampleSource, SourceFactory
 
 _PLAN = PlanConfig()
 
 
 def register(app: typer.Typer) -> None:
     app.command("plan")(plan)
-    try:
-        from padless.cli.sampling_bench import bench_sampler
-    except ModuleNotFoundError as err:  # pragma: no cover - only while the bench is being built
-        if err.name != "padless.cli.sampling_bench":
-            raise
-    else:
-        app.command("bench-sampler")(bench_sampler)
+    app.command("bench-sampler")(bench_sampler)
 
 
 def _tokenizer(path: Path | None) -> CanaryTokenizer | None:
@@ -144,3 +143,299 @@ def plan(
         from padless.sampling.plot import plot_plan
 
         console.print(f"plot: {plot_plan(result, sample_d, sample_t, plot)}")
+
+
+_SAMPLER = SamplerConfig()
+
+
+def bench_sampler(
+    manifests: Annotated[
+        list[str], typer.Argument(help="Manifests (NeMo/lhotse JSONL, shard folders).")
+    ],
+    plan_path: Annotated[Path, typer.Option("--plan", help="plan.json from `padless plan`.")],
+    batch_duration: Annotated[
+        float | None, typer.Option(help="Padded seconds per batch (batch size x longest).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Fixed examples per batch.")] = None,
+    batch_sizes: Annotated[
+        Path | None, typer.Option(help="Per-bucket batch-size table (padless.batch_sizes JSON).")
+    ] = None,
+    quadratic_duration: Annotated[
+        float | None, typer.Option(help="With --batch-duration: d counts as d + d^2/this.")
+    ] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--flexible", help="2D assignment (default flexible; --paper: strict)."
+        ),
+    ] = None,
+    world_size: Annotated[
+        int, typer.Option(help="Ranks, each its own sampler on its own data.")
+    ] = 1,
+    sync: Annotated[
+        bool, typer.Option("--sync/--no-sync", help="Shared bucket draws.")
+    ] = _SAMPLER.sync,
+    concurrent: Annotated[bool, typer.Option(help="Read in a producer thread.")] = False,
+    buffer_size: Annotated[
+        int, typer.Option(help="Examples in each sampler's buffer.")
+    ] = _SAMPLER.buffer_size,
+    seed: Annotated[int, typer.Option(help="Seed of the data split and the sampler.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Epochs to run.")] = 1,
+    batching: Annotated[
+        str | None, typer.Option(help="sorted | random (default sorted; --paper: random).")
+    ] = None,
+    bucket_draw: Annotated[
+        str | None, typer.Option(help="inflow | uniform (default inflow; --paper: uniform).")
+    ] = None,
+    paper: Annotated[
+        bool, typer.Option(help="The paper's sampler: random batches, uniform draws, strict 2D.")
+    ] = False,
+    lanes: Annotated[
+        int, typer.Option(help="Sorted batching: length lanes per bucket.")
+    ] = _SAMPLER.lanes,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="Tokenizer folder, for manifests without num_tokens.")
+    ] = None,
+    preload: Annotated[
+        bool, typer.Option(help="Read every rank's examples into memory first (not timed).")
+    ] = False,
+    dump_batches: Annotated[
+        Path | None, typer.Option(help='One JSON line per batch: {"rank","step","bucket","ids"}.')
+    ] = None,
+    resume_from_step: Annotated[
+        int | None, typer.Option(help="Save state at step K, restore it in a fresh sampler.")
+    ] = None,
+    compare: Annotated[str | None, typer.Option(help="Also run a peer: lhotse.")] = None,
+    lhotse_rss: Annotated[
+        bool, typer.Option(help="With --compare lhotse: measure its peak RSS in a subprocess.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run the sampler over manifests (metadata only) for every rank in this process and
+    report padding, batch counts, filters, throughput, first-batch time and peak RSS."""
+    import json
+    import sys
+
+    from padless.sampling.balance import ReplayCache
+    from padless.sampling.bench import peak_rss_mb, run_samplers
+    from padless.sampling.lengths import ExampleLengths
+    from padless.sampling.plan import BucketPlan, PlanError
+    from padless.sampling.policies import (
+        BucketBatchSizes,
+        DurationBudget,
+        FixedBatchSize,
+    )
+    from padless.sampling.sampler import DynamicBucketingSampler
+    from padless.sampling.sources import manifest_sources
+
+    baseline_rss = peak_rss_mb()
+    if sum(x is not None for x in (batch_duration, batch_size, batch_sizes)) != 1:
+        raise typer.BadParameter(
+            "give exactly one of --batch-duration, --batch-size, --batch-sizes"
+        )
+    if compare not in (None, "lhotse"):
+        raise typer.BadParameter(f"unknown peer {compare!r}; only lhotse", param_hint="--compare")
+    try:
+        the_plan = BucketPlan.load(plan_path)
+        policy: BatchPolicy
+        if batch_duration is not None:
+            policy = DurationBudget(batch_duration, quadratic_duration)
+        elif batch_size is not None:
+            policy = FixedBatchSize(batch_size)
+        else:
+            assert batch_sizes is not None
+            policy = BucketBatchSizes.load(batch_sizes, the_plan)
+        overrides: dict[str, Any] = {
+            "buffer_size": buffer_size,
+            "seed": seed,
+            "sync": sync,
+            "concurrent": concurrent,
+            "lanes": lanes,
+        }
+        if strict is not None:
+            overrides["assignment"] = "strict" if strict else "flexible"
+        if batching is not None:
+            overrides["batching"] = batching
+        if bucket_draw is not None:
+            overrides["bucket_draw"] = bucket_draw
+        config = SamplerConfig.paper(**overrides) if paper else SamplerConfig(**overrides)
+    except (PlanError, ValueError) as err:
+        raise typer.BadParameter(str(err)) from err
+    lengths = ExampleLengths(_tokenizer(tokenizer))
+    sources: SourceFactory = manifest_sources(manifests, seed=seed)
+    per_rank: list[list[Example]] | None = None
+    if preload or compare == "lhotse":
+        per_rank = _read_ranks(sources, world_size, lengths)
+    if preload:
+        assert per_rank is not None
+        sources = _PerRank(per_rank)
+
+    cache = ReplayCache()  # ranks share their replays of each other's lanes (see bench.py)
+
+    def make(rank: int) -> DynamicBucketingSampler:
+        return DynamicBucketingSampler(
+            sources,
+            the_plan,
+            policy,
+            config,
+            rank=rank,
+            world_size=world_size,
+            lengths=lengths,
+            replay_cache=cache,
+        )
+
+    dump = dump_batches.open("w") if dump_batches is not None else None
+    try:
+        report = run_samplers(
+            make, world_size, epochs=epochs, resume_from_step=resume_from_step, dump=dump
+        )
+    finally:
+        if dump is not None:
+            dump.close()
+    out = report.to_json()
+    out["baseline_rss_mb"] = round(baseline_rss, 1)
+    out["config"] = {
+        "plan": str(plan_path),
+        "buckets": len(the_plan),
+        "policy": policy.describe(),
+        "sampler": {k: v for k, v in config.__dict__.items() if k != "filters"},
+        "filters": the_plan.filters.to_json(),
+        "preload": preload,
+        "manifests": list(manifests),
+    }
+    if compare == "lhotse":
+        assert per_rank is not None
+        out["lhotse"] = _run_lhotse(
+            per_rank, the_plan, policy, config, lhotse_rss and not preload, preload
+        )
+        from padless.sampling.bench import ratios
+
+        out["ratios"] = ratios(out, out["lhotse"])
+    if as_json:
+        sys.stdout.write(json.dumps(out) + "\n")
+    else:
+        _print_report(out)
+
+
+class _PerRank:
+    """A source factory over examples already read per rank."""
+
+    def __init__(self, per_rank: list[list[Example]]) -> None:
+        self.per_rank = per_rank
+
+    def __call__(self, *, rank: int, world_size: int) -> ExampleSource:
+        from padless.sampling.sources import ExampleList
+
+        if world_size != len(self.per_rank):
+            raise ValueError(f"read for {len(self.per_rank)} ranks, asked for {world_size}")
+        return ExampleList(self.per_rank[rank])
+
+
+def _read_ranks(
+    sources: SourceFactory, world_size: int, lengths: ExampleLengths
+) -> list[list[Example]]:
+    """Every rank's examples of epoch 0, with num_tokens filled in."""
+    out = []
+    for rank in range(world_size):
+        examples = list(sources(rank=rank, world_size=world_size).open(0))
+        for start in range(0, len(examples), 8192):
+            lengths(examples[start : start + 8192])  # counts and caches missing num_tokens
+        out.append(examples)
+    return out
+
+
+def _run_lhotse(
+    per_rank: list[list[Example]],
+    plan: BucketPlan,
+    policy: BatchPolicy,
+    config: SamplerConfig,
+    measure_rss: bool,
+    materialize: bool,
+) -> dict[str, Any]:
+    from padless.sampling.bench import lhotse_report
+    from padless.sampling.lhotse_peer import (
+        LhotsePeerConfig,
+        bins_from_plan,
+        measure_lhotse_peer_rss,
+        run_lhotse_peer,
+    )
+    from padless.sampling.policies import BucketBatchSizes, DurationBudget, FixedBatchSize
+
+    f = plan.filters
+    budget: dict[str, Any] = {}
+    if isinstance(policy, DurationBudget):
+        budget = {
+            "max_duration": policy.max_duration,
+            "quadratic_duration": policy.quadratic_duration,
+        }
+    elif isinstance(policy, FixedBatchSize):
+        budget = {"batch_size": policy.batch_size}
+    elif isinstance(policy, BucketBatchSizes):
+        budget = {"bucket_batch_sizes": policy.batch_sizes}
+    peer = LhotsePeerConfig(
+        bins=bins_from_plan(plan),
+        strict=config.assignment == "strict",
+        min_example_duration=f.min_duration,
+        max_example_duration=f.max_duration,
+        max_tokens=f.max_tokens,
+        tps_max=f.tps_max,
+        buffer_size=config.buffer_size,
+        seed=config.seed,
+        sync_buckets=config.sync,
+        concurrent=config.concurrent,
+        **budget,
+    )
+    result = run_lhotse_peer(per_rank, peer)
+    lengths = {e.id: (e.duration, e.num_tokens or 0) for rank in per_rank for e in rank}
+    rss = None
+    if measure_rss:
+        from dataclasses import replace
+
+        rss = measure_lhotse_peer_rss(per_rank, replace(peer, materialize=materialize))
+    report = lhotse_report(result, lengths, len(plan), rss)
+    report["config"] = peer.to_json()
+    return report
+
+
+def _print_report(out: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    peer = out.get("lhotse")
+    table = Table(title="bench-sampler", show_edge=False)
+    table.add_column("")
+    table.add_column("padless", justify="right")
+    if peer:
+        table.add_column("lhotse", justify="right")
+        table.add_column("padless / lhotse", justify="right")
+    rows = [
+        ("examples", "examples", "{:,}"),
+        ("batches per rank", "batches", "{}"),
+        ("audio padding", "audio_padding", "{:.2%}"),
+        ("token padding", "token_padding", "{:.2%}"),
+        ("mean batch size", "mean_batch_size", "{:.1f}"),
+        ("mean batch seconds", "mean_batch_seconds", "{:.1f}"),
+        ("examples/s (sampler)", "examples_per_s", "{:,.0f}"),
+        ("first batch (s)", "first_batch_s", "{:.3f}"),
+        ("peak RSS (MB)", "peak_rss_mb", "{:.0f}"),
+        ("rank agreement", "rank_agreement", "{:.1%}"),
+        ("agreement by tenth", "rank_agreement_by_tenth", "{}"),
+        ("max-duration spread", "max_duration_spread", "{}"),
+        ("filtered", "filtered", "{}"),
+    ]
+    ratios = out.get("ratios", {})
+    for label, key, fmt in rows:
+
+        def show(d: dict[str, Any], key: str = key, fmt: str = fmt) -> str:
+            v = d.get(key)
+            return "-" if v is None else fmt.format(v)
+
+        cells = [label, show(out)]
+        if peer:
+            r = ratios.get(key)
+            cells += [show(peer), "" if r is None else f"{r:.2f}x"]
+        table.add_row(*cells)
+    console.print(table)
+    if "resume" in out:
+        console.print(f"resume: {out['resume']}")

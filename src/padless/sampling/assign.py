@@ -18,14 +18,11 @@ arrays, which are sorted because each bin's block lies above the previous block.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
 
 import numpy as np
 
+from padless.sampling.config import ASSIGN_MODES, AssignMode
 from padless.sampling.plan import BucketPlan
-
-AssignMode = Literal["strict", "flexible"]
-ASSIGN_MODES: tuple[AssignMode, ...] = ("strict", "flexible")
 
 _BLOCK = np.int64(1) << np.int64(40)  # larger than any token count or edge
 _TOKEN_CAP = np.int64(_BLOCK - 1)

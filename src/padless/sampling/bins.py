@@ -18,12 +18,9 @@ All edges are *upper* edges: bin ``i`` holds ``edges[i-1] < x <= edges[i]``.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-BinEstimator = Literal["equal-duration", "optimal"]
-BIN_ESTIMATORS: tuple[BinEstimator, ...] = ("equal-duration", "optimal")
+from padless.sampling.config import BIN_ESTIMATORS, BinEstimator
 
 
 class Reservoir:

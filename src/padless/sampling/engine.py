@@ -28,14 +28,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from padless.sampling.assign import AssignMode, BucketAssigner
+from padless.sampling.assign import BucketAssigner
 from padless.sampling.buffer import COST, ITEM, BucketBuffer, Entry
 from padless.sampling.codec import decode_item, encode_item
 from padless.sampling.concurrent import (
@@ -44,21 +43,12 @@ from padless.sampling.concurrent import (
     ConcurrentReader,
     SequentialReader,
 )
-from padless.sampling.filters import FilterConfig
+from padless.sampling.config import SamplerConfig
 from padless.sampling.lengths import ExampleLengths, LengthFn
 from padless.sampling.plan import BucketPlan
 from padless.sampling.policies import BatchPolicy
 from padless.sampling.sources import ExampleSource
-from padless.sampling.sync import (
-    BucketChooser,
-    BucketDraw,
-    random_state,
-    seeded_random,
-    set_random_state,
-)
-
-Batching = Literal["sorted", "random"]
-BATCHINGS: tuple[Batching, ...] = ("sorted", "random")
+from padless.sampling.sync import BucketChooser, random_state, seeded_random, set_random_state
 
 # Salts of the RNG seed sequences, so the streams are independent of each other.
 _EXAMPLE_RNG, _PRIVATE_DRAW_RNG, _SHARED_DRAW_RNG = 1, 2, 3
@@ -66,70 +56,14 @@ _EXAMPLE_RNG, _PRIVATE_DRAW_RNG, _SHARED_DRAW_RNG = 1, 2, 3
 _COST_OF = itemgetter(COST)
 
 
-@dataclass(frozen=True)
-class SamplerConfig:
-    """Everything that decides which batches a sampler yields (with the plan and the policy).
+class LaneSnapshot(NamedTuple):
+    """A lane at the step its stream ran out, without its examples (see `snapshot`)."""
 
-    Defaults are padless's; `SamplerConfig.paper` gives the paper's (lhotse-like) baseline.
-    """
-
-    #: Examples held across all buckets (the paper uses lhotse's default, 10k-20k).
-    buffer_size: int = 20_000
-    #: Bucket assignment: "flexible" keeps long-transcript outliers, "strict" drops them.
-    assignment: AssignMode = "flexible"
-    #: Batch formation within a bucket: "sorted" windows (low token padding) or "random".
-    batching: Batching = "sorted"
-    #: Sorted batching: output-length lanes per bucket (at the plan's token quantiles).
-    lanes: int = 32
-    #: Bucket draw: "inflow" (rate-matched credits) or "uniform" (lhotse's).
-    bucket_draw: BucketDraw = "inflow"
-    #: Same bucket-draw RNG on every rank (synchronized buckets, no communication).
-    sync: bool = True
-    #: Seed of every RNG; ranks derive theirs from (seed, epoch, rank).
-    seed: int = 0
-    #: Step-based training: never end; each rank's data epochs advance on their own.
-    infinite: bool = False
-    #: Fraction of the buffer read before the first batch (the paper: 10%).
-    start_fill: float = 0.1
-    #: Steps over which the buffer target grows from ``start_fill`` to full.
-    ramp_steps: int = 100
-    #: Examples per read chunk (vectorised work unit); capped at buffer_size // 8.
-    chunk_size: int = 1024
-    #: Read in a producer thread (`ConcurrentReader`) instead of in line.
-    concurrent: bool = False
-    #: Chunks the producer may read ahead; None: one buffer's worth.
-    queue_chunks: int | None = None
-    #: Finite mode with several ranks: equalize batch counts across ranks (see `balance`).
-    balance_ranks: bool = True
-    #: Recent batches remembered so `state_dict(consumed_steps=...)` can rewind over batches a
-    #: DataLoader prefetched but the training loop did not consume.
-    resume_lookback: int = 64
-    #: Override the plan's filters (None: use the filters the plan was estimated with).
-    filters: FilterConfig | None = None
-
-    def __post_init__(self) -> None:
-        if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
-        if self.batching not in BATCHINGS:
-            raise ValueError(f"unknown batching {self.batching!r}; choose from {BATCHINGS}")
-        if not 0.0 < self.start_fill <= 1.0:
-            raise ValueError(f"start_fill must be in (0, 1], got {self.start_fill}")
-        if self.ramp_steps < 0 or self.chunk_size < 1 or self.resume_lookback < 0:
-            raise ValueError("ramp_steps, resume_lookback must be >= 0 and chunk_size >= 1")
-        if self.lanes < 1:
-            raise ValueError(f"lanes must be >= 1, got {self.lanes}")
-
-    @classmethod
-    def paper(cls, **overrides: Any) -> SamplerConfig:
-        """The paper's sampler as lhotse implements it: random batches, uniform bucket draws,
-        strict 2D assignment (use with an equal-duration plan)."""
-        return cls(
-            **{"batching": "random", "bucket_draw": "uniform", "assignment": "strict", **overrides}
-        )
-
-    @property
-    def effective_chunk(self) -> int:
-        return max(1, min(self.chunk_size, self.buffer_size // 8))
+    rank: int
+    step: int
+    lists: tuple[tuple[Entry, ...], ...]
+    rng: Any
+    chooser: dict[str, Any]
 
 
 class Batch(NamedTuple):
@@ -256,7 +190,8 @@ class LaneEngine:
         self.buffer.add(p.items, p.dur, p.tok, p.cost, p.bucket)
         self.position, self.data_epoch = chunk.position, chunk.epoch
         self.examples_read += chunk.read
-        self.read_s += chunk.read_s
+        if not self.config.concurrent:  # a producer thread's reading is not this thread's time
+            self.read_s += chunk.read_s
         if p.dropped:
             self.dropped.update(p.dropped)
         if chunk.last:
@@ -290,7 +225,14 @@ class LaneEngine:
                 )
             if bucket < 0:
                 return None
-        full = policy.is_ready(bucket, int(counts[bucket]), int(sums[bucket]))
+        return self.take_batch(bucket, drawn)
+
+    def take_batch(self, bucket: int, drawn: int) -> Batch:
+        """Cut a batch from ``bucket`` (non-empty); one step. ``drawn``: what the draw said."""
+        buffer = self.buffer
+        full = self.policy.is_ready(
+            bucket, int(buffer.counts[bucket]), int(buffer.cost_sums[bucket])
+        )
         take = self._take_window if buffer.lanes > 1 else self._take_random
         entries = take(bucket)
         self.step += 1
@@ -362,6 +304,30 @@ class LaneEngine:
         while (batch := self.next_batch()) is not None:
             out.append(batch)
         return out
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> LaneSnapshot:
+        """What another rank needs to continue this lane once its data ran out: lengths and
+        costs of the buffered examples (not the examples), RNG states, the step."""
+        if not self.exhausted:
+            raise RuntimeError("a lane is snapshot once its stream is exhausted")
+        return LaneSnapshot(
+            rank=self.rank,
+            step=self.step,
+            lists=tuple(tuple((e[0], e[1], e[2], None) for e in lst) for lst in self.buffer.lists),
+            rng=self.rng.getstate(),
+            chooser=self.chooser.state_dict(),
+        )
+
+    def restore_snapshot(self, snap: LaneSnapshot) -> None:
+        """Continue from ``snap`` (a shadow of another rank's lane; items are None)."""
+        self.close()
+        self.exhausted = True
+        self.step = snap.step
+        self.rng.setstate(snap.rng)
+        self.chooser.load_state_dict(snap.chooser)
+        self.buffer.restore([list(x) for x in snap.lists])
 
     # ------------------------------------------------------------------ state
 

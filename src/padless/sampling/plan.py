@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from padless.data.example import Example
-from padless.sampling.bins import BIN_ESTIMATORS, BinEstimator, Reservoir, estimate_edges
+from padless.sampling.bins import Reservoir, estimate_edges
+from padless.sampling.config import BinEstimator, PlanConfig
 from padless.sampling.filters import FilterConfig
 from padless.sampling.lengths import ExampleLengths, LengthFn
 
@@ -226,29 +227,6 @@ def _bucket_from_json(d: Mapping[str, Any]) -> Bucket:
 
 
 # ---------------------------------------------------------------------- estimation
-
-
-@dataclass(frozen=True)
-class PlanConfig:
-    """How `estimate_plan` places the edges."""
-
-    #: Duration bins.
-    num_buckets: int = 30
-    #: Token sub-bins per duration bin (1: a 1D plan).
-    num_subbuckets: int = 1
-    #: Edge estimator for both dimensions (see `padless.sampling.bins`).
-    bins: BinEstimator = "optimal"
-    #: ``optimal`` only: each bin keeps at least this fraction of an equal share of the sample's
-    #: cumulative duration (tokens for sub-bins), so no bucket starves.
-    min_share: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.num_buckets < 1 or self.num_subbuckets < 1:
-            raise ValueError("num_buckets and num_subbuckets must be >= 1")
-        if self.bins not in BIN_ESTIMATORS:
-            raise ValueError(f"unknown bins {self.bins!r}; choose from {BIN_ESTIMATORS}")
-        if not 0.0 <= self.min_share <= 1.0:
-            raise ValueError(f"min_share must be in [0, 1], got {self.min_share}")
 
 
 def estimate_plan(

@@ -48,9 +48,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, replace
 from typing import Any
 
-from padless.sampling.balance import LaneCount, Replay, split_tail, target_count
+from padless.sampling.balance import LaneCount, Replay, ReplayCache, plan_drain
 from padless.sampling.codec import decode_item, encode_item
-from padless.sampling.engine import Batch, LaneEngine, SamplerConfig
+from padless.sampling.config import SamplerConfig
+from padless.sampling.engine import Batch, LaneEngine, LaneSnapshot
 from padless.sampling.lengths import LengthFn
 from padless.sampling.plan import BucketPlan
 from padless.sampling.policies import BatchPolicy
@@ -78,6 +79,7 @@ class DynamicBucketingSampler:
         rank: int = 0,
         world_size: int = 1,
         lengths: LengthFn | None = None,
+        replay_cache: ReplayCache | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} not in [0, {world_size})")
@@ -88,6 +90,8 @@ class DynamicBucketingSampler:
         self.rank = rank
         self.world_size = world_size
         self.lengths = lengths
+        #: Shares replayed lanes between samplers of one process (the in-process benchmark).
+        self.replay_cache = replay_cache
         policy.expected_batch_size(plan)  # validates a per-bucket table against the plan
         self._epoch = 0
         self._loaded: dict[str, Any] | None = None
@@ -143,6 +147,17 @@ class DynamicBucketingSampler:
         """Batches yielded so far this epoch."""
         return self._run.steps if self._run is not None else 0
 
+    @property
+    def last_batch(self) -> Batch | None:
+        """The last batch yielded, with its bucket, the drawn bucket and its lengths."""
+        return self._run.recent[-1] if self._run is not None and self._run.recent else None
+
+    @property
+    def read_seconds(self) -> float:
+        """Seconds this iteration spent inside the source, in line (0 with a concurrent
+        reader, which reads in its own thread): sampler time is the rest."""
+        return self._run.engine.read_s if self._run is not None else 0.0
+
     def state_dict(self, consumed_steps: int | None = None) -> dict[str, Any]:
         """Everything needed to continue exactly after the last batch yielded, or after
         ``consumed_steps`` batches of this epoch when a DataLoader prefetched further (the
@@ -175,6 +190,11 @@ class DynamicBucketingSampler:
             self._epoch, self._loaded = int(state["epoch"]), None
         else:
             self._loaded = state
+
+    def cache_key(self) -> str:
+        """What decides a lane's batches besides its rank and epoch."""
+        h = self._header()
+        return "|".join(str(h[k]) for k in ("plan", "config", "policy", "world_size"))
 
     def _header(self) -> dict[str, Any]:
         cfg = asdict(replace(self.config, concurrent=False, queue_chunks=None, resume_lookback=0))
@@ -217,7 +237,7 @@ class _EpochRun:
         self.engine = owner.make_engine(owner.rank, epoch)
         self.steps = 0
         self.pending: deque[Batch] = deque()  # batches to yield before asking the engine
-        self.recent: deque[Batch] = deque(maxlen=cfg.resume_lookback)
+        self.recent: deque[Batch] = deque(maxlen=max(1, cfg.resume_lookback))
         self.drained = False
         self.balance_dropped: Counter[str] = Counter()
         self.lane_counts: dict[int, LaneCount] | None = None
@@ -226,10 +246,13 @@ class _EpochRun:
             self._load(state)
         self.balancing = cfg.balance_ranks and owner.world_size > 1 and not cfg.infinite
         self.replay: Replay | None = None
-        if self.balancing and not self.drained and self.lane_counts is None:
+        if self.balancing and not self.drained:
             others = [r for r in range(owner.world_size) if r != owner.rank]
             self.replay = Replay(
-                others, lambda lane: owner.make_engine(lane, epoch, concurrent=False)
+                others,
+                lambda lane: owner.make_engine(lane, epoch, concurrent=False),
+                cache=owner.replay_cache,
+                key=(owner.cache_key(), epoch),
             )
 
     def next(self) -> Batch | None:
@@ -247,37 +270,28 @@ class _EpochRun:
         if self.balancing and not self.drained:
             self.engine.refill()
             if self.engine.exhausted:
-                self._balance_drain()
+                self._drain()
                 return self.pending.popleft() if self.pending else None
         return self.engine.next_batch()
 
-    def _balance_drain(self) -> None:
-        """The stream ran out: drain the buffer and split/drop to the agreed batch count."""
-        engine = self.engine
-        before, left = engine.step, engine.buffer.size
-        drain = engine.drain()
-        if self.lane_counts is None:
-            assert self.replay is not None
-            self.lane_counts = self.replay.result()
-        own = LaneCount(before + len(drain), before + left)
-        counts = {**self.lane_counts, self.owner.rank: own}
-        target = target_count(list(counts.values()))
-        outputs = target - before
-        if outputs < 0:
-            log.error(
-                "rank %d yielded %d batches before its data ran out, more than rank(s) with the "
-                "least data can yield (%d): batch counts will differ across ranks",
-                self.owner.rank,
-                before,
-                target,
-            )
-            outputs = 0
-        tail = split_tail(drain, outputs)
-        for batch in drain[outputs:]:
+    def _drain(self) -> None:
+        """This rank's data ran out: plan the rest of the epoch with every other rank's lane
+        (`padless.sampling.balance`)."""
+        assert self.replay is not None
+        plan = plan_drain(
+            self.engine, self.replay.result(), self._shadow, joint=self.owner.config.sync
+        )
+        self.lane_counts = plan.counts
+        for batch in plan.dropped:
             self.balance_dropped["rank_balance"] += len(batch.items)
             self.owner.stats.buckets[batch.bucket].dropped += len(batch.items)
-        self.pending.extend(tail)
+        self.pending.extend(plan.batches)
         self.drained = True
+
+    def _shadow(self, snap: LaneSnapshot) -> LaneEngine:
+        engine = self.owner.make_engine(snap.rank, self.epoch, concurrent=False)
+        engine.restore_snapshot(snap)
+        return engine
 
     def dropped(self) -> Counter[str]:
         return self.engine.dropped + self.balance_dropped
@@ -294,7 +308,7 @@ class _EpochRun:
         steps = self.steps
         if consumed_steps is not None:
             unconsumed = self.steps - consumed_steps
-            if not 0 <= unconsumed <= len(self.recent):
+            if not 0 <= unconsumed <= min(len(self.recent), self.owner.config.resume_lookback):
                 raise ValueError(
                     f"consumed_steps={consumed_steps}: {self.steps} batches were yielded and the "
                     f"last {len(self.recent)} are remembered (resume_lookback)"

@@ -25,12 +25,11 @@ Two draws:
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-BucketDraw = Literal["inflow", "uniform"]
-BUCKET_DRAWS: tuple[BucketDraw, ...] = ("inflow", "uniform")
+from padless.sampling.config import BUCKET_DRAWS, BucketDraw
 
 
 class BucketChooser:
@@ -68,7 +67,7 @@ class BucketChooser:
         for mask in allowed:
             candidates = self._index[mask]
             if len(candidates):
-                return _nearest(candidates, drawn, prefer_up)
+                return nearest(candidates, drawn, prefer_up)
         return -1
 
     def state_dict(self) -> dict[str, Any]:
@@ -96,7 +95,7 @@ def set_random_state(rng: random.Random, state: list[Any]) -> None:
     rng.setstate((version, tuple(internal), gauss))
 
 
-def _nearest(candidates: np.ndarray, target: int, prefer_up: bool) -> int:
+def nearest(candidates: np.ndarray, target: int, prefer_up: bool) -> int:
     """The candidate closest to ``target``; on a tie the one above if ``prefer_up``."""
     pos = int(np.searchsorted(candidates, target))
     below = int(candidates[pos - 1]) if pos > 0 else None

@@ -1,0 +1,123 @@
+"""The frozen configs of the sampling engine: how a plan is estimated (`PlanConfig`) and how
+a sampler forms batches (`SamplerConfig`), with the names of their choices.
+
+Kept free of heavy imports (no numpy) so the command line can take its defaults from here
+without slowing down ``padless --help``; the code that uses each field is named beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from padless.sampling.filters import FilterConfig
+
+#: Bucket edge estimators (`padless.sampling.bins`).
+BinEstimator = Literal["equal-duration", "optimal"]
+BIN_ESTIMATORS: tuple[BinEstimator, ...] = ("equal-duration", "optimal")
+#: Bucket assignment rules (`padless.sampling.assign`).
+AssignMode = Literal["strict", "flexible"]
+ASSIGN_MODES: tuple[AssignMode, ...] = ("strict", "flexible")
+#: Bucket draws (`padless.sampling.sync`).
+BucketDraw = Literal["inflow", "uniform"]
+BUCKET_DRAWS: tuple[BucketDraw, ...] = ("inflow", "uniform")
+#: Batch formation within a bucket (`padless.sampling.engine`).
+Batching = Literal["sorted", "random"]
+BATCHINGS: tuple[Batching, ...] = ("sorted", "random")
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """How `estimate_plan` places the edges."""
+
+    #: Duration bins.
+    num_buckets: int = 30
+    #: Token sub-bins per duration bin (1: a 1D plan).
+    num_subbuckets: int = 1
+    #: Edge estimator for both dimensions (see `padless.sampling.bins`).
+    bins: BinEstimator = "optimal"
+    #: ``optimal`` only: each bin keeps at least this fraction of an equal share of the sample's
+    #: cumulative duration (tokens for sub-bins), so no bucket starves.
+    min_share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.num_buckets < 1 or self.num_subbuckets < 1:
+            raise ValueError("num_buckets and num_subbuckets must be >= 1")
+        if self.bins not in BIN_ESTIMATORS:
+            raise ValueError(f"unknown bins {self.bins!r}; choose from {BIN_ESTIMATORS}")
+        if not 0.0 <= self.min_share <= 1.0:
+            raise ValueError(f"min_share must be in [0, 1], got {self.min_share}")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Everything that decides which batches a sampler yields (with the plan and the policy).
+
+    Defaults are padless's; `SamplerConfig.paper` gives the paper's (lhotse-like) baseline.
+    """
+
+    #: Examples held across all buckets (the paper uses lhotse's default, 10k-20k).
+    buffer_size: int = 20_000
+    #: Bucket assignment: "flexible" keeps long-transcript outliers, "strict" drops them.
+    assignment: AssignMode = "flexible"
+    #: Batch formation within a bucket: "sorted" windows (low token padding) or "random".
+    batching: Batching = "sorted"
+    #: Sorted batching: output-length lanes per bucket (at the plan's token quantiles).
+    lanes: int = 32
+    #: Bucket draw: "inflow" (rate-matched credits) or "uniform" (lhotse's).
+    bucket_draw: BucketDraw = "inflow"
+    #: Same bucket-draw RNG on every rank (synchronized buckets, no communication).
+    sync: bool = True
+    #: Seed of every RNG; ranks derive theirs from (seed, epoch, rank).
+    seed: int = 0
+    #: Step-based training: never end; each rank's data epochs advance on their own.
+    infinite: bool = False
+    #: Fraction of the buffer read before the first batch (the paper: 10%).
+    start_fill: float = 0.1
+    #: Steps over which the buffer target grows from ``start_fill`` to full. Short: until
+    #: the buffer is full, buckets hold few batches and ranks fall back more often.
+    ramp_steps: int = 32
+    #: Examples per read chunk (vectorised work unit); capped at buffer_size // 8.
+    chunk_size: int = 1024
+    #: Read in a producer thread (`ConcurrentReader`) instead of in line.
+    concurrent: bool = False
+    #: Chunks the producer may read ahead; None: one buffer's worth.
+    queue_chunks: int | None = None
+    #: Finite mode with several ranks: equalize batch counts across ranks (see `balance`).
+    balance_ranks: bool = True
+    #: Recent batches remembered so `state_dict(consumed_steps=...)` can rewind over batches a
+    #: DataLoader prefetched but the training loop did not consume.
+    resume_lookback: int = 64
+    #: Override the plan's filters (None: use the filters the plan was estimated with).
+    filters: FilterConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+        if self.assignment not in ASSIGN_MODES:
+            raise ValueError(f"unknown assignment {self.assignment!r}; choose from {ASSIGN_MODES}")
+        if self.bucket_draw not in BUCKET_DRAWS:
+            raise ValueError(
+                f"unknown bucket draw {self.bucket_draw!r}; choose from {BUCKET_DRAWS}"
+            )
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"unknown batching {self.batching!r}; choose from {BATCHINGS}")
+        if not 0.0 < self.start_fill <= 1.0:
+            raise ValueError(f"start_fill must be in (0, 1], got {self.start_fill}")
+        if self.ramp_steps < 0 or self.chunk_size < 1 or self.resume_lookback < 0:
+            raise ValueError("ramp_steps, resume_lookback must be >= 0 and chunk_size >= 1")
+        if self.lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {self.lanes}")
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> SamplerConfig:
+        """The paper's sampler as lhotse implements it: random batches, uniform bucket draws,
+        strict 2D assignment (use with an equal-duration plan)."""
+        return cls(
+            **{"batching": "random", "bucket_draw": "uniform", "assignment": "strict", **overrides}
+        )
+
+    @property
+    def effective_chunk(self) -> int:
+        return max(1, min(self.chunk_size, self.buffer_size // 8))
