@@ -43,6 +43,9 @@ MIN_DURATION = 0.5
 MAX_DURATION = 40.0
 #: Tokens-per-second threshold the paper filters at (Canary-1B-Flash).
 TPS_FILTER = 25.0
+#: Salts of the random streams (see `_rng`).
+_MIX_STREAM = 0x6D6978
+_BOOTSTRAP_STREAM = 0x626967
 
 
 @dataclass(frozen=True)
@@ -148,10 +151,18 @@ def _draw_durations(rng: np.random.Generator, comp: MixComponent, n: int) -> np.
     return out
 
 
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    """A generator for one of this module's streams. Seeding with the bare ``seed`` would share
+    the stream of every other ``default_rng(seed)``, e.g. the reservoir keys of a sampler's
+    plan, and correlate the data with the sample drawn from it (measured: a bottom-k sample of
+    the mix with seed 0 had a mean duration of 9.8 s instead of 16.8 s)."""
+    return np.random.default_rng([seed, stream])
+
+
 def sample_canary_mix(n: int, seed: int = 0, config: CanaryMixConfig | None = None) -> MixSample:
     """Draw ``n`` examples of the Canary-like mix; the same (n, seed, config) gives the same mix."""
     cfg = config or CanaryMixConfig()
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed, _MIX_STREAM)
     weights = np.array([c.weight for c in cfg.components])
     component = rng.choice(len(cfg.components), size=n, p=weights).astype(np.int8)
 
@@ -283,7 +294,7 @@ def bootstrap_manifest(src: Path, out: Path, n: int, seed: int = 0, prefix: str 
         raise ValueError(f"{src}: no lines to resample")
     starts = [0, *ends[:-1]]
     view = memoryview(packed)
-    pick = np.random.default_rng(seed).integers(0, len(ends), n).tolist()
+    pick = _rng(seed, _BOOTSTRAP_STREAM).integers(0, len(ends), n).tolist()
     width = _id_width(n)
 
     def lines() -> Iterator[bytes]:

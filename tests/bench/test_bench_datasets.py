@@ -75,6 +75,23 @@ def test_canary_mix_is_deterministic_from_the_seed(tmp_path: Path) -> None:
     assert not np.array_equal(other.duration, bd.sample_canary_mix(3000, seed=7).duration)
 
 
+def test_generated_data_is_independent_of_default_rng_streams(tmp_path: Path) -> None:
+    # Samplers draw their random samples with np.random.default_rng(seed): the data must not
+    # share that stream, or the "random" sample of it is biased (seed 0 vs seed 0 was).
+    for seed in (0, 1):
+        sample = bd.sample_canary_mix(20_000, seed=seed)
+        keys = np.random.default_rng(seed).random(len(sample))
+        lowest = np.argsort(keys)[: len(sample) // 4]  # a bottom-k sample by those keys
+        assert abs(sample.duration[lowest].mean() - sample.duration.mean()) < 0.5
+    src = tmp_path / "src.jsonl"
+    bd.write_canary_mix(bd.sample_canary_mix(1000, seed=0), src)
+    out = tmp_path / "big.jsonl"
+    bd.bootstrap_manifest(src, out, 20_000, seed=0)
+    durations, _ = bd.read_lengths(out)
+    lowest = np.argsort(np.random.default_rng(0).random(20_000))[:5000]
+    assert abs(durations[lowest].mean() - durations.mean()) < 0.5
+
+
 def test_canary_mix_file_round_trips(tmp_path: Path) -> None:
     sample = bd.sample_canary_mix(2000, seed=1)
     out = tmp_path / "sub" / "mix.jsonl"
