@@ -70,7 +70,7 @@ import time
 import warnings
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -618,7 +618,7 @@ def _run(
     seen: dict[str, None] = {}
     results = []
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("default")  # record each distinct warning once
         if config.rank_mode == "round_robin":
             cuts, convert_s = _cuts_for(_Concat(rows_per_rank), config)
             for rank in range(world):
@@ -653,8 +653,6 @@ def _cuts_for(rows: Iterable[_Row], config: LhotsePeerConfig) -> tuple[Any, floa
 
 
 def _with_convert(result: PeerRankResult, convert_s: float) -> PeerRankResult:
-    from dataclasses import replace
-
     return replace(result, convert_s=convert_s)
 
 
