@@ -97,7 +97,7 @@ def check_exact(probe: FormulaProbe, shapes: list[BucketShape], config: SearchCo
 def test_affine_probe_exact_answers_in_few_trials(caplog: pytest.LogCaptureFixture) -> None:
     shapes = plan_30x2()
     probe = FormulaProbe(budget_bytes=80 * GIB)
-    config = SearchConfig()
+    config = SearchConfig(verify_chosen=False)
     with caplog.at_level(logging.INFO, logger="padless.sampling.oomptimizer.search"):
         trials = check_exact(probe, shapes, config)
     result_answers = {s: probe.largest_fitting(s) for s in shapes}
@@ -115,7 +115,9 @@ def test_affine_search_beats_plain_bisection() -> None:
     shapes = plan_30x2()
     fast = check_exact(FormulaProbe(budget_bytes=80 * GIB), shapes, SearchConfig())
     plain = check_exact(
-        FormulaProbe(budget_bytes=80 * GIB), shapes, SearchConfig(affine=False, monotone=False)
+        FormulaProbe(budget_bytes=80 * GIB),
+        shapes,
+        SearchConfig(affine=False, monotone=False, verify_chosen=False),
     )
     assert fast * 2 < plain, (fast, plain)
 
@@ -132,10 +134,15 @@ def test_gpu_like_probe_without_peaks_on_failure() -> None:
 
 def test_results_are_monotone_along_durations() -> None:
     shapes = [BucketShape(d, int(6 + 8 * d), index=i) for i, d in enumerate((2, 5, 10, 20, 40))]
-    result = search(shapes, FormulaProbe(budget_bytes=80 * GIB))
+    probe = FormulaProbe(budget_bytes=80 * GIB)
+    result = search(shapes, probe)
     sizes = [b.max_fitting for b in result.buckets]
     assert sizes == sorted(sizes, reverse=True)
-    assert all(b.peak_bytes is not None and b.peak_bytes <= 80 * GIB for b in result.buckets)
+    for b in result.buckets:
+        # verify_chosen: the chosen size was run, so its peak is measured, and it fits.
+        assert b.peak_measured and b.peak_bytes == probe.peak(b.shape, b.batch_size)
+        assert b.peak_bytes <= 80 * GIB
+        assert b.trials[-1].batch_size == b.batch_size and b.trials[-1].fits
 
 
 def test_cap_is_reported() -> None:

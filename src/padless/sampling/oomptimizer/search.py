@@ -94,6 +94,10 @@ class SearchConfig:
     affine: bool = True
     # Derive bounds from already searched buckets (off: every bucket is searched from scratch).
     monotone: bool = True
+    # Run one more trial at the chosen (margin-reduced) size, so its peak in the table is
+    # measured and the size is known to run; costs one trial per bucket (a replay, for the
+    # simulator).
+    verify_chosen: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tolerance < 1.0:
@@ -299,6 +303,18 @@ def search(
                     f"{budget / 2**30:.2f} GiB{peak}. Lower the plan's maximum duration/tokens "
                     "or raise the budget."
                 )
+        chosen = _chosen(bracket.lo, config)
+        if config.verify_chosen and chosen not in {m.batch_size for m in bracket.trials}:
+            m = probe.measure(shape, chosen)
+            bracket.trials.append(m)  # not `record`: the bracket is final
+            if on_trial is not None:
+                on_trial(shape, m)
+            if not m.fits:
+                logger.warning(
+                    "%s: the chosen batch size %d did not fit on verification",
+                    shape.describe(),
+                    chosen,
+                )
         result = _finish(bracket, prior, config)
         logger.info(
             "%s: largest fitting batch %d, chosen %d, %d trials",
@@ -370,9 +386,13 @@ def _first_guess(
     return max(1, _Line(prior.intercept, slope).largest_fitting(budget))
 
 
+def _chosen(lo: int, config: SearchConfig) -> int:
+    return max(1, math.floor(min(lo, config.max_batch_size) * (1.0 - config.margin)))
+
+
 def _finish(bracket: _Bracket, prior: _Line | None, config: SearchConfig) -> BucketResult:
     lo = min(bracket.lo, config.max_batch_size)
-    chosen = max(1, math.floor(lo * (1.0 - config.margin)))
+    chosen = _chosen(lo, config)
     measured = {m.batch_size: m.peak_bytes for m in bracket.trials if m.peak_bytes is not None}
     peak: float | None
     if chosen in measured:

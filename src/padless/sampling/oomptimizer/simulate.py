@@ -18,6 +18,7 @@ parallel while the search replays.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -103,18 +104,27 @@ class _Session:
         tracker = self.tracker
         live_before = tracker.live_bytes
         start = time.perf_counter()
-        with self.fake, tracker:
-            tracker.set_phase("batch")
-            batch = self.workload.batch(shape, batch_size, torch.device("cpu"))
-            training_step(
-                self.model,
-                self.optimizer,
-                batch,
-                self.workload.loss,
-                self._autocast(),
-                tracker.set_phase,
-            )
-            del batch
+        # A storage freed by the cycle collector would be freed at whatever op the collector
+        # happened to run on; with it paused, such storages are freed at the end of the step,
+        # always, and two runs of the same shape record the same events.
+        gc.collect()
+        gc.disable()
+        try:
+            with self.fake, tracker:
+                tracker.set_phase("batch")
+                batch = self.workload.batch(shape, batch_size, torch.device("cpu"))
+                training_step(
+                    self.model,
+                    self.optimizer,
+                    batch,
+                    self.workload.loss,
+                    self._autocast(),
+                    tracker.set_phase,
+                )
+                del batch
+                gc.collect()
+        finally:
+            gc.enable()
         seconds = time.perf_counter() - start
         if tracker.live_bytes != live_before:
             raise RuntimeError(
@@ -231,13 +241,27 @@ class SimulateProbe:
         run = self._run(shape, RUN_BATCH_SIZES[0])
         reference = self._references.get(run.signature)
         if reference is None:
-            second = self._run(shape, RUN_BATCH_SIZES[1])
-            affine = AffineTrace.from_pair(run, second)
+            affine = self._pair(shape, run)
             self._references[affine.signature] = affine
         else:
             affine = _from_reference(reference, run)
         self._traces[shape] = affine
         return affine
+
+    def _pair(self, shape: BucketShape, first: StepTrace) -> AffineTrace:
+        """An exact trace from ``first`` and steps at other sizes with the same structure."""
+        runs = [first]
+        for n in (*RUN_BATCH_SIZES[1:], RUN_BATCH_SIZES[-1] + 1, RUN_BATCH_SIZES[-1] + 2):
+            run = self._run(shape, n)
+            match = next((r for r in runs if r.signature == run.signature), None)
+            if match is not None:
+                return AffineTrace.from_pair(match, run)
+            runs.append(run)
+        raise RuntimeError(
+            f"{shape.describe()}: the training step's op structure changed between runs at "
+            f"batch sizes {[r.batch_size for r in runs]}; the simulator needs a step that runs "
+            "the same ops for every batch size"
+        )
 
     # -- the probe -------------------------------------------------------------------------
 
@@ -249,6 +273,15 @@ class SimulateProbe:
         if self.config.target == "cuda" and self.config.allocator:
             allocator = CachingAllocatorModel(limit)
         return trace.replay(batch_size, self._static, allocator)
+
+    def direct(self, shape: BucketShape, batch_size: int) -> Replay:
+        """Simulate a step at exactly ``batch_size`` (no extrapolation), to check replays."""
+        run = self._run(shape, batch_size)
+        assert self._static is not None
+        allocator = None
+        if self.config.target == "cuda" and self.config.allocator:
+            allocator = CachingAllocatorModel()
+        return AffineTrace.constant(run).replay(batch_size, self._static, allocator)
 
     def measure(self, shape: BucketShape, batch_size: int) -> Measurement:
         start = time.perf_counter()

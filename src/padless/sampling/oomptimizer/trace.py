@@ -125,6 +125,13 @@ class AffineTrace:
         return cls(a.slots, alpha, beta, free, a.marks, a.signature)
 
     @classmethod
+    def constant(cls, run: StepTrace) -> AffineTrace:
+        """A trace that replays ``run`` exactly as recorded, whatever ``n`` it is given."""
+        free = run.sizes == FREE
+        alpha = np.where(free, 0.0, run.sizes.astype(np.float64))
+        return cls(run.slots, alpha, np.zeros(len(alpha)), free, run.marks, run.signature)
+
+    @classmethod
     def from_reference(cls, reference: AffineTrace, run: StepTrace) -> AffineTrace:
         """``alpha`` of a reference shape with the same structure; ``beta`` from one step."""
         if reference.signature != run.signature:

@@ -9,9 +9,9 @@ is AdamW with its state already allocated, as in every step after the first.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -55,31 +55,36 @@ class StepConfig:
 
 @dataclass(frozen=True)
 class AEDWorkload:
-    """A padless `AEDModel` (by preset name, checkpoint path or explicit config)."""
+    """A padless `AEDModel`, described by its config (picklable, for trial processes).
 
-    model: str  # preset name or checkpoint path, as `padless.model.get_config` takes it
-    config_dict: dict[str, object] | None = None  # overrides `model` with an explicit config
+    Build it with `load` (preset name or checkpoint path: the checkpoint's config is read once,
+    never its weights) or `from_config`.
+    """
+
+    name: str
+    config_dict: Mapping[str, Any]
 
     @classmethod
-    def from_config(cls, config: object) -> AEDWorkload:
+    def load(cls, model: str) -> AEDWorkload:
+        from padless.model import get_config
+
+        return cls.from_config(get_config(model), name=model)
+
+    @classmethod
+    def from_config(cls, config: Any, name: str | None = None) -> AEDWorkload:
+        return cls(name=name or config.name, config_dict=config.to_dict())
+
+    def model_config(self) -> Any:
+        """The `padless.model.ModelConfig`."""
         from padless.model import ModelConfig
 
-        assert isinstance(config, ModelConfig)
-        return cls(model=config.name, config_dict=config.to_dict())
-
-    def model_config(self) -> object:
-        from padless.model import ModelConfig, get_config
-
-        if self.config_dict is not None:
-            return ModelConfig.from_dict(dict(self.config_dict))
-        return get_config(self.model)
+        return ModelConfig.from_dict(dict(self.config_dict))
 
     def build(self, step: StepConfig) -> nn.Module:
         """The model on the current default device (``with torch.device(...)``), train mode."""
-        from padless.model import AEDModel, ModelConfig
+        from padless.model import AEDModel
 
         config = self.model_config()
-        assert isinstance(config, ModelConfig)
         # Built in the target dtype rather than converted with .to(): conversion would hold
         # both copies at once, and cannot swap parameters of fake tensors.
         default = torch.get_default_dtype()
@@ -93,17 +98,15 @@ class AEDWorkload:
     def batch(self, shape: BucketShape, batch_size: int, device: torch.device) -> object:
         """A `SpeechBatch` of ``batch_size`` examples, each exactly ``shape`` long."""
         from padless.data.dataset import SpeechBatch
-        from padless.model import ModelConfig
 
-        config = self.model_config()
-        assert isinstance(config, ModelConfig)
+        vocab_size = int(self.config_dict["vocab_size"])
         samples = round(shape.max_duration * SAMPLE_RATE)
         tokens = max(shape.max_tokens, PROMPT_TOKENS + 1)
         n = batch_size
         return SpeechBatch(
             audio=0.1 * torch.randn(n, samples, device=device),  # (B, T)
             audio_lens=torch.full((n,), samples, dtype=torch.int64, device=device),
-            tokens=torch.randint(2, config.vocab_size, (n, tokens), device=device),  # (B, U)
+            tokens=torch.randint(2, vocab_size, (n, tokens), device=device),  # (B, U)
             token_lens=torch.full((n,), tokens, dtype=torch.int64, device=device),
             prompt_lens=torch.full((n,), PROMPT_TOKENS, dtype=torch.int64, device=device),
             ids=tuple(f"synthetic-{i}" for i in range(n)),

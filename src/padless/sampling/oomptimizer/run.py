@@ -1,0 +1,117 @@
+"""One call from plan to table: what ``padless oomptimize`` and the benchmarks run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from padless.sampling.oomptimizer.report import Comparison, compare
+from padless.sampling.oomptimizer.search import (
+    BucketResult,
+    BucketShape,
+    Measurement,
+    MemoryProbe,
+    SearchConfig,
+    SearchResult,
+    search,
+)
+from padless.sampling.oomptimizer.simulate import SimulateConfig
+from padless.sampling.oomptimizer.table import PlanBucket, bucket_shapes, read_plan, table_json
+from padless.sampling.oomptimizer.workload import AEDWorkload, StepConfig
+
+ProbeName = Literal["simulate", "cpu", "cuda"]
+PROBES: tuple[ProbeName, ...] = ("simulate", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class OomptimizeConfig:
+    """Everything ``padless oomptimize`` takes besides the plan and output paths."""
+
+    model: str  # preset name or checkpoint path
+    probe: ProbeName = "simulate"
+    # Bytes the probe may use; the cuda probe defaults to memory_fraction of the device.
+    budget_bytes: int | None = None
+    memory_fraction: float = 0.9  # cuda probe without an explicit budget
+    step: StepConfig = field(default_factory=StepConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    tokens_per_second: float | None = None  # shape of buckets with an open token bound
+
+    def __post_init__(self) -> None:
+        if self.probe not in PROBES:
+            raise ValueError(f"probe must be one of {PROBES}, got {self.probe!r}")
+        if self.probe != "cuda" and self.budget_bytes is None:
+            raise ValueError(f"the {self.probe} probe needs a memory budget (--memory-budget)")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    buckets: list[PlanBucket]
+    result: SearchResult
+    comparison: Comparison
+    document: dict[str, Any]  # the padless.batch_sizes table, report included
+    budget_bytes: int
+
+
+@contextlib.contextmanager
+def open_probe(config: OomptimizeConfig) -> Iterator[MemoryProbe]:
+    workload = AEDWorkload.load(config.model)
+    if config.probe == "simulate":
+        from padless.sampling.oomptimizer.simulate import SimulateProbe
+
+        assert config.budget_bytes is not None
+        with SimulateProbe(workload, config.step, config.budget_bytes, config.simulate) as sim:
+            yield sim
+    elif config.probe == "cpu":
+        from padless.sampling.oomptimizer.cpu import CpuProbe
+
+        assert config.budget_bytes is not None
+        yield CpuProbe(workload, config.step, config.budget_bytes)
+    else:
+        from padless.sampling.oomptimizer.cuda import CudaProbe, device_budget
+
+        budget = config.budget_bytes or device_budget(config.memory_fraction)
+        yield CudaProbe(workload, config.step, budget)
+
+
+def oomptimize(
+    plan: str | Path,
+    config: OomptimizeConfig,
+    on_trial: Callable[[BucketShape, Measurement], None] | None = None,
+    on_bucket: Callable[[BucketResult], None] | None = None,
+) -> Outcome:
+    """Search the batch sizes of every bucket of ``plan`` and compare with the heuristic."""
+    buckets = read_plan(plan)
+    shapes = bucket_shapes(buckets, config.tokens_per_second)
+    with open_probe(config) as probe:
+        result = search(shapes, probe, config.search, on_trial=on_trial, on_bucket=on_bucket)
+        budget = probe.budget_bytes
+        extra = _probe_details(probe)
+    comparison = compare(buckets, result.buckets)
+    meta = {
+        "model": config.model,
+        "probe": config.probe,
+        "dtype": config.step.precision,
+        "memory_budget_bytes": budget,
+        "tolerance": config.search.tolerance,
+        "margin": config.search.margin,
+        "plan": str(plan),
+        **extra,
+        "report": comparison.to_json(),
+    }
+    return Outcome(buckets, result, comparison, table_json(buckets, result, meta), budget)
+
+
+def _probe_details(probe: MemoryProbe) -> dict[str, Any]:
+    from padless.sampling.oomptimizer.simulate import SimulateProbe
+
+    if isinstance(probe, SimulateProbe):
+        return {
+            "simulate": asdict(probe.config),
+            "steps_simulated": probe.steps_simulated,
+            "simulation_seconds": round(probe.simulation_seconds, 1),
+        }
+    return {}
