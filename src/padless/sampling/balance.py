@@ -77,10 +77,10 @@ class DrainPlan:
     """A rank's batches from the step its stream ran out to the end of the epoch."""
 
     batches: list[Batch]  # final: split or cut to the agreed count
+    dropped: list[Batch]  # batches of this rank dropped to reach the target
     counts: dict[int, LaneCount]  # every lane's count
     target: int  # the agreed number of batches per rank
     joint_from: int  # S*: the step the joint drain started at
-    dropped: list[Batch]  # batches of this rank dropped to reach the target
 
 
 def plan_drain(
@@ -109,7 +109,7 @@ def plan_drain(
             mine = head[own.rank] + _joint_batches(own, steps)
             total = joint_from + len(steps.buckets)
             counts = {r: LaneCount(total, capacity[r]) for r in ranks}
-            return DrainPlan(mine, counts, total, joint_from, [])
+            return DrainPlan(mine, [], counts, total, joint_from)
     # Each lane drains on its own; counts are equalized by splitting the last batches.
     out = {r: head[r] + lanes[r].drain() for r in ranks}
     counts = {r: LaneCount(start[r] + len(out[r]), capacity[r]) for r in ranks}
@@ -122,7 +122,17 @@ def plan_drain(
             f"than another rank can yield in all ({target}): the ranks' data are too unequal "
             "to balance (give every rank at least a buffer's worth of examples)"
         )
-    return DrainPlan(split_tail(mine, outputs), counts, target, joint_from, mine[outputs:])
+    return DrainPlan(*_fit(mine, outputs), counts, target, joint_from)
+
+
+def _fit(batches: list[Batch], outputs: int) -> tuple[list[Batch], list[Batch]]:
+    """(batches turned into exactly ``outputs``, batches dropped): split the last ones, or
+    drop the smallest ones (the fewest examples lost)."""
+    if outputs >= len(batches):
+        return split_tail(batches, outputs), []
+    order = sorted(range(len(batches)), key=lambda i: len(batches[i].items))
+    drop = set(order[: len(batches) - outputs])
+    return [b for i, b in enumerate(batches) if i not in drop], [batches[i] for i in sorted(drop)]
 
 
 def _drain_order(engine: LaneEngine, bucket: int) -> list[Entry]:
@@ -195,9 +205,17 @@ def _joint_batches(own: LaneEngine, steps: _JointSteps) -> list[Batch]:
         groups[b] = g
     holes = sum(m - len(groups[b]) for b, m in steps.groups.items())
     spare: list[tuple[int, list[Entry]]] = []
-    while len(spare) < holes:  # split pieces off the largest batches of any bucket
-        b = max(groups, key=lambda x: max((len(g) for g in groups[x]), default=0))
-        j = max(range(len(groups[b])), key=lambda i: len(groups[b][i]))
+    while len(spare) < holes:  # split pieces off the largest batch, allotted or spare
+        b, j = max(
+            [(x, i) for x in groups for i in range(len(groups[x]))],
+            key=lambda xi: len(groups[xi[0]][xi[1]]),
+        )
+        s = max(range(len(spare)), key=lambda i: len(spare[i][1]), default=None)
+        if s is not None and len(spare[s][1]) > len(groups[b][j]):
+            source, largest = spare[s]
+            spare[s] = (source, largest[: len(largest) // 2])
+            spare.append((source, largest[len(largest) // 2 :]))
+            continue
         largest = groups[b][j]
         groups[b][j] = largest[: len(largest) // 2]
         spare.append((b, largest[len(largest) // 2 :]))

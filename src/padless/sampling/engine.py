@@ -26,9 +26,10 @@ batches; both must make identical decisions, so everything random comes from RNG
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import chain
+from itertools import accumulate, chain
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -134,6 +135,9 @@ class LaneEngine:
             else [config.seed, epoch, rank, _PRIVATE_DRAW_RNG]
         )
         self.chooser = BucketChooser(weights, config.bucket_draw, draw_seed)
+        lanes = self.buffer.lanes
+        # Lane visiting order for a window starting in lane s: s, s+1, ..., top, s-1, ..., 0.
+        self._orders = [(*range(s, lanes), *range(s - 1, -1, -1)) for s in range(lanes)]
         self.chunk = config.effective_chunk
         b = config.buffer_size
         self._start = min(b, max(self.chunk, math.ceil(config.start_fill * b)))
@@ -170,13 +174,18 @@ class LaneEngine:
 
     def refill(self) -> None:
         """Read up to this step's target; beyond it while no bucket holds a full batch (a
-        buffer too small for the policy grows rather than cut partial batches mid-epoch)."""
+        buffer too small for the policy grows rather than cut partial batches mid-epoch).
+        The second check costs one scalar test per step: it looks at the next draw first."""
         target = self.target()
-        buffer = self.buffer
-        while not self.exhausted and (
-            buffer.size + self.chunk <= target
-            or not self.policy.ready(buffer.counts, buffer.cost_sums).any()
-        ):
+        buffer, policy = self.buffer, self.policy
+        while not self.exhausted and buffer.size + self.chunk <= target:
+            self._read_chunk()
+        if self.exhausted:
+            return
+        d = self.chooser.peek()
+        if buffer.counts[d] and policy.is_ready(d, int(buffer.counts[d]), int(buffer.cost_sums[d])):
+            return
+        while not self.exhausted and not policy.ready(buffer.counts, buffer.cost_sums).any():
             self._read_chunk()
 
     def _read_chunk(self) -> None:
@@ -216,13 +225,8 @@ class LaneEngine:
         ):
             bucket = drawn
         else:  # not ready here: the nearest bucket that is (rare with inflow draws)
-            nonempty = counts > 0
-            if self.exhausted:
-                bucket = self.chooser.fallback(drawn, prefer_up, nonempty)
-            else:
-                bucket = self.chooser.fallback(
-                    drawn, prefer_up, policy.ready(counts, sums), nonempty
-                )
+            ready = counts > 0 if self.exhausted else policy.ready(counts, sums)
+            bucket = self.chooser.fallback(drawn, prefer_up, ready)
             if bucket < 0:
                 return None
         return self.take_batch(bucket, drawn)
@@ -246,15 +250,13 @@ class LaneEngine:
         lanes = buffer.lanes
         base = bucket * lanes
         lists = buffer.lists[base : base + lanes]
-        r = int(self.rng.random() * int(buffer.counts[bucket]))
-        start = 0
-        while r >= len(lists[start]):
-            r -= len(lists[start])
-            start += 1
-        order = [*range(start, lanes), *range(start - 1, -1, -1)]
+        # The lane of a uniformly random member: bisect the running lane sizes (C loops).
+        cum = list(accumulate(map(len, lists)))
+        start = bisect_right(cum, int(self.rng.random() * cum[-1]))
+        order = self._orders[start]
         k = self.policy.size(bucket)
         if k is None:
-            costs = map(_COST_OF, chain.from_iterable(lists[j] for j in order))
+            costs = map(_COST_OF, chain.from_iterable(map(lists.__getitem__, order)))
             k = self.policy.take(bucket, costs)
         entries: list[Entry] = []
         for j in order:
@@ -264,7 +266,7 @@ class LaneEngine:
             del lst[:n]
             if len(entries) == k:
                 break
-        buffer.removed(bucket, len(entries), sum(e[COST] for e in entries))
+        buffer.removed(bucket, len(entries), sum(map(_COST_OF, entries)))
         return entries
 
     def _take_random(self, bucket: int) -> list[Entry]:
@@ -279,7 +281,7 @@ class LaneEngine:
             for i in sorted(picks, reverse=True):
                 lst[i] = lst[-1]
                 lst.pop()
-            self.buffer.removed(bucket, len(entries), sum(e[COST] for e in entries))
+            self.buffer.removed(bucket, len(entries), sum(map(_COST_OF, entries)))
             return entries
         drawn: list[Entry] = []
 
@@ -295,7 +297,7 @@ class LaneEngine:
         k = self.policy.take(bucket, candidates())
         lst.extend(drawn[k:])  # drawn but not taken
         entries = drawn[:k]
-        self.buffer.removed(bucket, len(entries), sum(e[COST] for e in entries))
+        self.buffer.removed(bucket, len(entries), sum(map(_COST_OF, entries)))
         return entries
 
     def drain(self) -> list[Batch]:

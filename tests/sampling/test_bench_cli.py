@@ -1,0 +1,171 @@
+"""`padless bench-sampler` end to end: the --json contract, batch dumps, resume, lhotse peer."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from padless.cli import app
+
+CONTRACT_KEYS = {
+    "examples",
+    "batches",
+    "filtered",
+    "audio_padding",
+    "token_padding",
+    "mean_batch_size",
+    "examples_per_s",
+    "first_batch_s",
+    "peak_rss_mb",
+    "per_bucket",
+    "rank_agreement",
+}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, lengths_of):
+    root = tmp_path_factory.mktemp("bench")
+    manifest = root / "m.jsonl"
+    dur, tok = lengths_of(4000, 3)
+    with manifest.open("wb") as f:
+        for i, (d, t) in enumerate(zip(dur, tok, strict=True)):
+            f.write(
+                orjson.dumps(
+                    {"id": f"u{i}", "duration": float(d), "num_tokens": int(t), "lang": "en"}
+                )
+                + b"\n"
+            )
+    plan = root / "plan.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            str(manifest),
+            "--num-buckets",
+            "8",
+            "--num-subbuckets",
+            "2",
+            "--tps-max",
+            "25",
+            "--max-duration",
+            "40",
+            "--out",
+            str(plan),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return root, manifest, plan
+
+
+def _bench(*args: str) -> dict:
+    result = CliRunner().invoke(app, ["bench-sampler", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _dump(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_json_contract_and_batch_dump(setup) -> None:
+    root, manifest, plan = setup
+    dump = root / "batches.jsonl"
+    out = _bench(
+        str(manifest),
+        "--plan",
+        str(plan),
+        "--batch-duration",
+        "150",
+        "--world-size",
+        "3",
+        "--buffer-size",
+        "600",
+        "--dump-batches",
+        str(dump),
+    )
+    assert set(out) >= CONTRACT_KEYS
+    assert len(out["batches"]) == 3 and len(set(out["batches"])) == 1
+    assert 0 < out["audio_padding"] < 0.2 and 0 < out["token_padding"] < 0.3
+    assert out["stats_consistent"] is True
+    assert len(out["rank_agreement_by_tenth"]) == 10 and out["rank_agreement"] > 0.8
+    per_bucket = out["per_bucket"]
+    assert len(per_bucket) == 16
+    assert {"batches", "fallbacks", "dropped", "audio_padding", "token_padding"} <= set(
+        per_bucket[0]
+    )
+    assert sum(b["batches"] for b in per_bucket) == sum(out["batches"])
+    rows = _dump(dump)
+    assert set(rows[0]) == {"rank", "step", "bucket", "ids"}
+    assert len(rows) == sum(out["batches"])
+    ids = Counter(i for row in rows for i in row["ids"])
+    assert max(ids.values()) == 1 and len(ids) == out["examples"]
+    assert out["examples"] + sum(out["filtered"].values()) == 4000
+    for row in rows:  # within the budget, from the emitted batch itself
+        assert row["bucket"] in range(16)
+
+
+def test_resume_from_step_continues_with_the_same_batches(setup) -> None:
+    root, manifest, plan = setup
+    full, resumed = root / "full.jsonl", root / "resumed.jsonl"
+    common = [
+        str(manifest),
+        "--plan",
+        str(plan),
+        "--batch-size",
+        "9",
+        "--world-size",
+        "2",
+        "--buffer-size",
+        "500",
+    ]
+    _bench(*common, "--dump-batches", str(full))
+    out = _bench(
+        *common, "--dump-batches", str(resumed), "--resume-from-step", "40", "--concurrent"
+    )
+    tail = [r for r in _dump(full) if r["step"] >= 40]
+    assert _dump(resumed) == tail
+    assert out["resume"]["step"] == 40 and len(out["resume"]["state_bytes_per_rank"]) == 2
+
+
+def test_compare_lhotse_reports_the_same_keys(setup) -> None:
+    _root, manifest, plan = setup
+    out = _bench(
+        str(manifest),
+        "--plan",
+        str(plan),
+        "--batch-duration",
+        "150",
+        "--world-size",
+        "2",
+        "--buffer-size",
+        "600",
+        "--compare",
+        "lhotse",
+    )
+    peer = out["lhotse"]
+    assert set(peer) >= CONTRACT_KEYS
+    assert peer["examples"] > 0 and len(peer["batches"]) == 2
+    assert peer["peak_rss_mb"] > 0
+    assert out["ratios"]["examples_per_s"] > 0
+
+
+def test_exactly_one_batch_size_option(setup) -> None:
+    _, manifest, plan = setup
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench-sampler",
+            str(manifest),
+            "--plan",
+            str(plan),
+            "--batch-size",
+            "4",
+            "--batch-duration",
+            "9",
+        ],
+    )
+    assert result.exit_code != 0 and "exactly one" in result.output
