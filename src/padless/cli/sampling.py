@@ -177,9 +177,13 @@ def bench_sampler(
     ] = _SAMPLER.sync,
     concurrent: Annotated[bool, typer.Option(help="Read in a producer thread.")] = False,
     buffer_size: Annotated[
-        int, typer.Option(help="Examples in each sampler's buffer.")
+        int | None,
+        typer.Option(help="Examples in each sampler's buffer (default: from plan and policy)."),
     ] = _SAMPLER.buffer_size,
-    seed: Annotated[int, typer.Option(help="Seed of the data split and the sampler.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler (and of the data split).")] = 0,
+    data_seed: Annotated[
+        int | None, typer.Option(help="Seed of the data split's shuffle, if not --seed.")
+    ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs to run.")] = 1,
     batching: Annotated[
         str | None, typer.Option(help="sorted | random (default sorted; --paper: random).")
@@ -218,6 +222,7 @@ def bench_sampler(
 
     from padless.sampling.balance import ReplayCache
     from padless.sampling.bench import peak_rss_mb, run_samplers
+    from padless.sampling.engine import buffer_size as buffer_size_for
     from padless.sampling.lengths import ExampleLengths
     from padless.sampling.plan import BucketPlan, PlanError
     from padless.sampling.policies import (
@@ -262,7 +267,9 @@ def bench_sampler(
     except (PlanError, ValueError) as err:
         raise typer.BadParameter(str(err)) from err
     lengths = ExampleLengths(_tokenizer(tokenizer))
-    sources: SourceFactory = manifest_sources(manifests, seed=seed)
+    sources: SourceFactory = manifest_sources(
+        manifests, seed=seed if data_seed is None else data_seed
+    )
     per_rank: list[list[Example]] | None = None
     if preload or compare == "lhotse":
         per_rank = _read_ranks(sources, world_size, lengths)
@@ -299,6 +306,7 @@ def bench_sampler(
         "buckets": len(the_plan),
         "policy": policy.describe(),
         "sampler": {k: v for k, v in config.__dict__.items() if k != "filters"},
+        "buffer_size": buffer_size_for(the_plan, policy, config),
         "filters": the_plan.filters.to_json(),
         "preload": preload,
         "manifests": list(manifests),
@@ -353,6 +361,7 @@ def _run_lhotse(
     materialize: bool,
 ) -> dict[str, Any]:
     from padless.sampling.bench import lhotse_report
+    from padless.sampling.engine import buffer_size
     from padless.sampling.lhotse_peer import (
         LhotsePeerConfig,
         bins_from_plan,
@@ -379,7 +388,7 @@ def _run_lhotse(
         max_example_duration=f.max_duration,
         max_tokens=f.max_tokens,
         tps_max=f.tps_max,
-        buffer_size=config.buffer_size,
+        buffer_size=buffer_size(plan, policy, config),
         seed=config.seed,
         sync_buckets=config.sync,
         concurrent=config.concurrent,

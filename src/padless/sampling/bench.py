@@ -13,7 +13,7 @@ step, with statistics computed from the batches actually yielded.
   ``examples_per_s`` = examples / (sampler_s - read_s), the sampler's own throughput, which is
   what the lhotse peer reports too (its cuts are in memory); ``end_to_end_examples_per_s``
   includes reading. ``first_batch_s``: the slowest rank's time from ``iter()`` to its first
-  batch. ``peak_rss_mb``: this process's peak resident memory (``getrusage``).
+  batch. ``peak_rss_mb``: this process's peak resident memory (`peak_rss_mb`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ SamplerFactory = Callable[[int], DynamicBucketingSampler]
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB). Linux: ``VmHWM`` of ``/proc/self/status``, the
+    high-water mark of this program's own address space; ``getrusage``'s max RSS is not used
+    there because Linux carries it over from the parent across fork and exec, so a child of a
+    big process would report its parent's peak. Elsewhere: ``getrusage``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -57,8 +57,13 @@ class SamplerConfig:
     Defaults are padless's; `SamplerConfig.paper` gives the paper's (lhotse-like) baseline.
     """
 
-    #: Examples held across all buckets (the paper uses lhotse's default, 10k-20k).
-    buffer_size: int = 20_000
+    #: Examples held across all buckets. None: sized from the plan and the policy so that the
+    #: average bucket holds ``buffer_batches`` batches (sorted batches stay narrow and buckets
+    #: stay ready), at least 20,000 examples: ~20k for 17 s utterances and 360 s batches,
+    #: ~70k for 4 s ones; ~350 bytes of metadata each.
+    buffer_size: int | None = None
+    #: With ``buffer_size=None``: batches the average bucket holds.
+    buffer_batches: int = 16
     #: Bucket assignment: "flexible" keeps long-transcript outliers, "strict" drops them.
     assignment: AssignMode = "flexible"
     #: Batch formation within a bucket: "sorted" windows (low token padding) or "random".
@@ -78,7 +83,7 @@ class SamplerConfig:
     #: Steps over which the buffer target grows from ``start_fill`` to full. Short: until
     #: the buffer is full, buckets hold few batches and ranks fall back more often.
     ramp_steps: int = 32
-    #: Examples per read chunk (vectorised work unit); capped at buffer_size // 8.
+    #: Examples per read chunk (vectorised work unit); capped at the buffer size // 8.
     chunk_size: int = 1024
     #: Read in a producer thread (`ConcurrentReader`) instead of in line.
     concurrent: bool = False
@@ -93,8 +98,10 @@ class SamplerConfig:
     filters: FilterConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.buffer_size < 1:
+        if self.buffer_size is not None and self.buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+        if self.buffer_batches < 1:
+            raise ValueError(f"buffer_batches must be >= 1, got {self.buffer_batches}")
         if self.assignment not in ASSIGN_MODES:
             raise ValueError(f"unknown assignment {self.assignment!r}; choose from {ASSIGN_MODES}")
         if self.bucket_draw not in BUCKET_DRAWS:
@@ -117,7 +124,3 @@ class SamplerConfig:
         return cls(
             **{"batching": "random", "bucket_draw": "uniform", "assignment": "strict", **overrides}
         )
-
-    @property
-    def effective_chunk(self) -> int:
-        return max(1, min(self.chunk_size, self.buffer_size // 8))

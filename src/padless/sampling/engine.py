@@ -90,6 +90,18 @@ def lane_edges(plan: BucketPlan, lanes: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(len(plan), lanes - 1)
 
 
+#: Least buffer (examples) when the size comes from the plan.
+MIN_AUTO_BUFFER = 20_000
+
+
+def buffer_size(plan: BucketPlan, policy: BatchPolicy, config: SamplerConfig) -> int:
+    """``config.buffer_size``, or the examples for ``buffer_batches`` batches per bucket."""
+    if config.buffer_size is not None:
+        return config.buffer_size
+    batches_per_example = float(inflow_weights(plan, policy).sum())
+    return max(MIN_AUTO_BUFFER, math.ceil(len(plan) * config.buffer_batches / batches_per_example))
+
+
 def inflow_weights(plan: BucketPlan, policy: BatchPolicy) -> np.ndarray:
     """Expected batches flowing into each bucket per example read: occupancy / E[batch size]."""
     return plan.occupancy / np.maximum(policy.expected_batch_size(plan), 1.0)
@@ -138,8 +150,8 @@ class LaneEngine:
         lanes = self.buffer.lanes
         # Lane visiting order for a window starting in lane s: s, s+1, ..., top, s-1, ..., 0.
         self._orders = [(*range(s, lanes), *range(s - 1, -1, -1)) for s in range(lanes)]
-        self.chunk = config.effective_chunk
-        b = config.buffer_size
+        self.buffer_size = b = buffer_size(plan, policy, config)
+        self.chunk = max(1, min(config.chunk_size, b // 8))
         self._start = min(b, max(self.chunk, math.ceil(config.start_fill * b)))
         self._grow = math.ceil((b - self._start) / config.ramp_steps) if config.ramp_steps else b
         # Progress: what state_dict saves. ``exhausted``: the last chunk is in the buffer.
@@ -165,12 +177,12 @@ class LaneEngine:
         )
         if not self.config.concurrent:
             return inner
-        queue_chunks = self.config.queue_chunks or -(-self.config.buffer_size // self.chunk)
+        queue_chunks = self.config.queue_chunks or -(-self.buffer_size // self.chunk)
         return ConcurrentReader(inner, queue_chunks)
 
     def target(self) -> int:
         """Buffer fill this step should start from."""
-        return min(self.config.buffer_size, self._start + self.step * self._grow)
+        return min(self.buffer_size, self._start + self.step * self._grow)
 
     def refill(self) -> None:
         """Read up to this step's target; beyond it while no bucket holds a full batch (a
