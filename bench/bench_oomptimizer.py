@@ -35,10 +35,11 @@ import typer
 
 from padless.sampling.oomptimizer import format_bytes, parse_size
 from padless.sampling.oomptimizer.report import plot
-from padless.sampling.oomptimizer.run import OomptimizeConfig, Outcome, oomptimize
-from padless.sampling.oomptimizer.search import SearchConfig
+from padless.sampling.oomptimizer.run import OomptimizeConfig, Outcome, open_probe, search_plan
+from padless.sampling.oomptimizer.search import SearchConfig, search
 from padless.sampling.oomptimizer.simulate import SimulateConfig, SimulateProbe
-from padless.sampling.oomptimizer.workload import AEDWorkload, StepConfig
+from padless.sampling.oomptimizer.table import bucket_shapes, read_plan
+from padless.sampling.oomptimizer.workload import StepConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = {"30x1": 3.4, "30x2": 5.0}
@@ -69,27 +70,49 @@ def machine() -> dict[str, Any]:
     }
 
 
-def check_replays(
-    model: str, step: StepConfig, outcome: Outcome, count: int
-) -> list[dict[str, Any]]:
+def check_replays(probe: SimulateProbe, outcome: Outcome, count: int) -> list[dict[str, Any]]:
     """Direct simulated steps at the chosen sizes of ``count`` buckets vs their replays."""
     results = list(outcome.result.buckets)
     picks = [results[i] for i in sorted({len(results) - 1, len(results) // 2, 0})][:count]
     rows = []
-    with SimulateProbe(AEDWorkload.load(model), step, outcome.budget_bytes) as probe:
-        for r in picks:
-            replay = probe.replay(r.shape, r.batch_size)
-            direct = probe.direct(r.shape, r.batch_size)
-            rows.append(
-                {
-                    "bucket": r.shape.index,
-                    "batch_size": r.batch_size,
-                    "replay_live_bytes": replay.peak_live,
-                    "direct_live_bytes": direct.peak_live,
-                    "replay_reserved_bytes": replay.peak_reserved,
-                    "direct_reserved_bytes": direct.peak_reserved,
-                }
-            )
+    for r in picks:
+        replay = probe.replay(r.shape, r.batch_size)
+        direct = probe.direct(r.shape, r.batch_size)
+        rows.append(
+            {
+                "bucket": r.shape.index,
+                "batch_size": r.batch_size,
+                "replay_live_bytes": replay.peak_live,
+                "direct_live_bytes": direct.peak_live,
+                "replay_reserved_bytes": replay.peak_reserved,
+                "direct_reserved_bytes": direct.peak_reserved,
+            }
+        )
+    return rows
+
+
+def ablation(probe: SimulateProbe, plan: Path, outcome: Outcome) -> list[dict[str, Any]]:
+    """The search again on the cached traces, without its shortcuts: trials and answers."""
+    shapes = bucket_shapes(read_plan(plan))
+    reference = [r.max_fitting for r in outcome.result.buckets]
+    rows = []
+    for affine, monotone in ((True, True), (True, False), (False, True), (False, False)):
+        config = SearchConfig(affine=affine, monotone=monotone, verify_chosen=False)
+        start = time.perf_counter()
+        result = search(shapes, probe, config)
+        sizes = [r.max_fitting for r in result.buckets]
+        rows.append(
+            {
+                "affine": affine,
+                "monotone": monotone,
+                "trials": result.num_trials,
+                "seconds": round(time.perf_counter() - start, 1),
+                "max_deviation_from_default": max(
+                    abs(a / b - 1) for a, b in zip(sizes, reference, strict=True)
+                ),
+            }
+        )
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -117,6 +140,7 @@ def main(
     dtype: str = "bf16",
     workers: int = 2,
     check: Annotated[int, typer.Option(help="Buckets to check replay vs direct.")] = 2,
+    ablate: Annotated[bool, typer.Option(help="Rerun the 30x1 search without shortcuts.")] = True,
     out_dir: Path = REPO / "bench" / "results",
 ) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -174,21 +198,23 @@ def main(
     date = dt.date.today().isoformat()
     runs: dict[str, Any] = {}
     outcomes: dict[str, Outcome] = {}
+    checks: list[dict[str, Any]] = []
+    ablations: list[dict[str, Any]] = []
     for name, plan_path in plans.items():
         load_before = os.getloadavg()
         start = time.perf_counter()
-        outcome = oomptimize(plan_path, config)
-        wall = time.perf_counter() - start
+        with open_probe(config) as probe:
+            outcome = search_plan(plan_path, probe, config)
+            wall = time.perf_counter() - start
+            assert isinstance(probe, SimulateProbe)
+            if name == "30x1":
+                ablations = ablation(probe, plan_path, outcome) if ablate else []
+                checks = check_replays(probe, outcome, check) if check else []
         outcomes[name] = outcome
         png = out_dir / f"{date}-oomptimizer-{model}-{name}.png"
-        plot(
-            outcome.buckets,
-            list(outcome.result.buckets),
-            outcome.comparison,
-            outcome.budget_bytes,
-            str(png),
-            title=f"{model} {dtype} {budget} simulated, plan {name}",
-        )
+        title = f"{model} {dtype} {budget} simulated, plan {name}"
+        results = list(outcome.result.buckets)
+        plot(outcome.buckets, results, outcome.comparison, outcome.budget_bytes, str(png), title)
         runs[name] = {
             "command": (
                 f"padless oomptimize --model {model} --plan {plan_path} --probe simulate "
@@ -205,7 +231,6 @@ def main(
     base = outcomes["30x1"].comparison.heuristic
     two_d = outcomes["30x2"].comparison.searched
     vs_1d_baseline = two_d.mean_batch_size / base.mean_batch_size
-    checks = check_replays(model, step, outcomes["30x1"], check) if check else []
     record = {
         "date": date,
         "commands": commands,
@@ -214,6 +239,7 @@ def main(
         "runs": runs,
         "ratio_30x2_vs_30x1_heuristic": vs_1d_baseline,
         "replay_checks": checks,
+        "ablation_30x1": ablations,
     }
     stem = out_dir / f"{date}-oomptimizer-{model}"
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
@@ -253,6 +279,19 @@ def main(
     for name, outcome in outcomes.items():
         md += [f"## Table, plan {name}", "", f"![{name}]({runs[name]['plot']})", ""]
         md += [*table_md(outcome), ""]
+    if ablations:
+        md += [
+            "## Search shortcuts (30x1, same traces, replays only)",
+            "",
+            "| affine prediction | monotone bounds | trials | seconds | max deviation |",
+            "|---|---|---:|---:|---:|",
+        ]
+        md += [
+            f"| {a['affine']} | {a['monotone']} | {a['trials']} | {a['seconds']} "
+            f"| {100 * a['max_deviation_from_default']:.1f}% |"
+            for a in ablations
+        ]
+        md.append("")
     if checks:
         md += ["## Replay vs direct simulated step", "", "```", json.dumps(checks, indent=1), "```"]
     stem.with_suffix(".md").write_text("\n".join(md) + "\n")

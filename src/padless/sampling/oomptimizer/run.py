@@ -85,24 +85,36 @@ def oomptimize(
 ) -> Outcome:
     """Search the batch sizes of every bucket of ``plan`` and compare with the heuristic."""
     buckets = read_plan(plan)
-    shapes = bucket_shapes(buckets, config.tokens_per_second)
+    bucket_shapes(buckets, config.tokens_per_second)  # fail on open bounds before any work
     with open_probe(config) as probe:
-        result = search(shapes, probe, config.search, on_trial=on_trial, on_bucket=on_bucket)
-        budget = probe.budget_bytes
-        extra = _probe_details(probe)
+        return search_plan(plan, probe, config, on_trial, on_bucket)
+
+
+def search_plan(
+    plan: str | Path,
+    probe: MemoryProbe,
+    config: OomptimizeConfig,
+    on_trial: Callable[[BucketShape, Measurement], None] | None = None,
+    on_bucket: Callable[[BucketResult], None] | None = None,
+) -> Outcome:
+    """`oomptimize` with a probe the caller opened (and may reuse)."""
+    buckets = read_plan(plan)
+    shapes = bucket_shapes(buckets, config.tokens_per_second)
+    result = search(shapes, probe, config.search, on_trial=on_trial, on_bucket=on_bucket)
     comparison = compare(buckets, result.buckets)
     meta = {
         "model": config.model,
         "probe": config.probe,
         "dtype": config.step.precision,
-        "memory_budget_bytes": budget,
+        "memory_budget_bytes": probe.budget_bytes,
         "tolerance": config.search.tolerance,
         "margin": config.search.margin,
         "plan": str(plan),
-        **extra,
+        **_probe_details(probe),
         "report": comparison.to_json(),
     }
-    return Outcome(buckets, result, comparison, table_json(buckets, result, meta), budget)
+    document = table_json(buckets, result, meta)
+    return Outcome(buckets, result, comparison, document, probe.budget_bytes)
 
 
 def _probe_details(probe: MemoryProbe) -> dict[str, Any]:

@@ -100,7 +100,8 @@ class _Session:
             return lambda: torch.autocast("cpu", dtype=dtype)
         return contextlib.nullcontext
 
-    def run(self, shape: BucketShape, batch_size: int) -> StepTrace:
+    def run(self, shape: BucketShape, batch_size: int, update: bool = True) -> StepTrace:
+        """Record one step; ``update=False`` skips the optimizer update (see `splice_update`)."""
         tracker = self.tracker
         live_before = tracker.live_bytes
         start = time.perf_counter()
@@ -120,6 +121,7 @@ class _Session:
                     self.workload.loss,
                     self._autocast(),
                     tracker.set_phase,
+                    update=update,
                 )
                 del batch
                 gc.collect()
@@ -155,9 +157,9 @@ def _worker_static() -> StaticTrace:
     return _WORKER.static
 
 
-def _worker_run(shape: BucketShape, batch_size: int) -> StepTrace:
+def _worker_run(shape: BucketShape, batch_size: int, update: bool) -> StepTrace:
     assert _WORKER is not None
-    return _WORKER.run(shape, batch_size)
+    return _WORKER.run(shape, batch_size, update)
 
 
 class SimulateProbe:
@@ -184,7 +186,7 @@ class SimulateProbe:
         self._static: StaticTrace | None = None
         self._traces: dict[BucketShape, AffineTrace] = {}
         self._references: dict[str, AffineTrace] = {}
-        self._pending: dict[tuple[BucketShape, int], Future[StepTrace]] = {}
+        self._pending: dict[tuple[BucketShape, int, bool], Future[StepTrace]] = {}
 
     # -- running steps ---------------------------------------------------------------------
 
@@ -203,21 +205,21 @@ class SimulateProbe:
         )
         self._static = self._pool.submit(_worker_static).result()
 
-    def _submit(self, shape: BucketShape, batch_size: int) -> None:
-        key = (shape, batch_size)
+    def _submit(self, shape: BucketShape, batch_size: int, update: bool) -> None:
+        key = (shape, batch_size, update)
         if self._pool is not None and key not in self._pending:
-            self._pending[key] = self._pool.submit(_worker_run, shape, batch_size)
+            self._pending[key] = self._pool.submit(_worker_run, *key)
 
-    def _run(self, shape: BucketShape, batch_size: int) -> StepTrace:
+    def _run(self, shape: BucketShape, batch_size: int, update: bool = True) -> StepTrace:
         self._start()
-        future = self._pending.pop((shape, batch_size), None)
+        future = self._pending.pop((shape, batch_size, update), None)
         if future is None and self._pool is not None:
-            future = self._pool.submit(_worker_run, shape, batch_size)
+            future = self._pool.submit(_worker_run, shape, batch_size, update)
         if future is not None:
             trace = future.result()
         else:
             assert self._session is not None
-            trace = self._session.run(shape, batch_size)
+            trace = self._session.run(shape, batch_size, update)
         self.steps_simulated += 1
         self.simulation_seconds += trace.seconds
         return trace
@@ -229,22 +231,26 @@ class SimulateProbe:
         self._start()
         first, *rest = shapes
         for n in RUN_BATCH_SIZES:
-            self._submit(first, n)
+            self._submit(first, n, True)
         for shape in rest:
-            self._submit(shape, RUN_BATCH_SIZES[0])
+            self._submit(shape, RUN_BATCH_SIZES[0], False)
 
     def trace(self, shape: BucketShape) -> AffineTrace:
         """The replayable trace of ``shape``, simulating its step if not done yet."""
         cached = self._traces.get(shape)
         if cached is not None:
             return cached
-        run = self._run(shape, RUN_BATCH_SIZES[0])
-        reference = self._references.get(run.signature)
-        if reference is None:
-            affine = self._pair(shape, run)
-            self._references[affine.signature] = affine
-        else:
-            affine = _from_reference(reference, run)
+        affine: AffineTrace | None = None
+        if self._references:
+            # One step without the optimizer update, completed from a reference of the same
+            # structure (the update does not depend on the batch).
+            partial = self._run(shape, RUN_BATCH_SIZES[0], update=False)
+            reference = self._references.get(partial.prefix_signature("optimizer"))
+            if reference is not None:
+                affine = _from_reference(reference, reference.splice_update(partial))
+        if affine is None:
+            affine = self._pair(shape, self._run(shape, RUN_BATCH_SIZES[0]))
+            self._references[affine.prefix_signature("optimizer")] = affine
         self._traces[shape] = affine
         return affine
 
@@ -313,6 +319,8 @@ def _from_reference(reference: AffineTrace, run: StepTrace) -> AffineTrace:
     size; one with only a batch dimension (alpha = 0) scales with the batch size; only storages
     with both parts (rare) take alpha from the reference.
     """
+    if run.signature != reference.signature:
+        raise ValueError("the run and the reference differ in op structure")
     free = run.sizes == FREE
     sizes = run.sizes.astype(np.float64)
     n = run.batch_size

@@ -80,10 +80,26 @@ class StepTrace:
     @property
     def signature(self) -> str:
         """Identifies the op structure: which event frees which allocation, in what order."""
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(self.slots.tobytes())
-        digest.update((self.sizes == FREE).tobytes())
-        return digest.hexdigest()
+        return _signature(self.slots, self.sizes == FREE)
+
+    def phase_start(self, phase: str) -> int:
+        """Index of the first event of ``phase``."""
+        for index, name in self.marks:
+            if name == phase:
+                return index
+        raise KeyError(f"the trace has no phase {phase!r}")
+
+    def prefix_signature(self, phase: str) -> str:
+        """The signature of the events before ``phase``."""
+        end = self.phase_start(phase)
+        return _signature(self.slots[:end], self.sizes[:end] == FREE)
+
+
+def _signature(slots: np.ndarray, free: np.ndarray) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(slots.tobytes())
+    digest.update(free.tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,30 @@ class AffineTrace:
         beta = (run.sizes - reference.alpha) / run.batch_size
         beta[free] = 0.0
         return cls(run.slots, reference.alpha, beta, free, run.marks, run.signature)
+
+    def splice_update(self, run: StepTrace, phase: str = "optimizer") -> StepTrace:
+        """``run`` up to ``phase``, then this trace's events from ``phase`` on.
+
+        For a run recorded without the optimizer update: the update allocates the same
+        temporaries and frees the same gradients for every shape of the same op structure, so
+        the reference's recording of it completes the run. The caller checks the structure.
+        """
+        mine = next(i for i, name in self.marks if name == phase)
+        theirs = run.phase_start(phase)
+        sizes = self.sizes(run.batch_size)
+        marks = [(i, name) for i, name in run.marks if i < theirs]
+        marks += [(i - mine + theirs, name) for i, name in self.marks if i >= mine]
+        return StepTrace(
+            run.batch_size,
+            np.concatenate([run.slots[:theirs], self.slots[mine:]]),
+            np.concatenate([run.sizes[:theirs], sizes[mine:]]),
+            tuple(marks),
+            run.seconds,
+        )
+
+    def prefix_signature(self, phase: str) -> str:
+        end = next(i for i, name in self.marks if name == phase)
+        return _signature(self.slots[:end], self.is_free[:end])
 
     def sizes(self, n: int) -> np.ndarray:
         sizes = np.rint(self.alpha + self.beta * n).astype(np.int64)

@@ -9,7 +9,7 @@ is AdamW with its state already allocated, as in every step after the first.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -141,8 +141,13 @@ def training_step(
     loss_fn: Callable[[nn.Module, object], torch.Tensor],
     autocast: Callable[[], contextlib.AbstractContextManager[object]],
     on_phase: PhaseCallback | None = None,
+    update: bool = True,
 ) -> None:
-    """forward + loss (under ``autocast()``), backward, optimizer step, zero_grad(None)."""
+    """forward + loss (under ``autocast()``), backward, optimizer step, zero_grad(None).
+
+    ``update=False`` skips ``optimizer.step()`` (the simulator takes that part of a step from
+    another shape's recording: it does not depend on the batch).
+    """
     phase = on_phase or (lambda _: None)
     phase("forward")
     with autocast():
@@ -151,11 +156,7 @@ def training_step(
     loss.backward()
     del loss
     phase("optimizer")
-    optimizer.step()
+    if update:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     phase("idle")
-
-
-@contextlib.contextmanager
-def no_autocast() -> Iterator[None]:
-    yield
