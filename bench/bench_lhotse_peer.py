@@ -1,17 +1,26 @@
-"""The lhotse reference on its own: lhotse 1.33's DynamicBucketingSampler through the padless peer.
+"""The lhotse reference: lhotse 1.33's DynamicBucketingSampler through the padless peer.
 
-    python bench/bench_lhotse_peer.py --manifest /tmp/canary-1m.jsonl [--world-size 8]
+    python bench/bench_lhotse_peer.py alone --manifest /tmp/canary-1m.jsonl [--world-size 8]
+    python bench/bench_lhotse_peer.py side-by-side --case canary=/tmp/canary-1m.jsonl:plan.json \
+        --case real=/tmp/real.jsonl:plan-real.json
 
-Runs `padless.sampling.lhotse_peer` over a metadata manifest with ``num_tokens`` (e.g. from
-``bench/datasets.py canary-mix``) in the configurations the issue quotes for orientation (1D 30
-buckets and 2D 30x2 at a 360 s padded budget, fixed batches of 64, lhotse's own bin estimate,
-lazily built cuts), and reports per configuration: examples/s through the sampler (conversion
-excluded), conversion time, seconds to first batch, audio and token padding over all batches,
-mean batch size; then the synchronised-bucket agreement across ``--world-size`` ranks per tenth
-of the epoch, and peak RSS of a fresh process holding all cuts vs building them lazily. Given
-bins are equal-cumulative-duration edges on a random sample (the paper's baseline). Writes
-``bench/results/<date>-lhotse-peer.md``. Timings share the machine with whatever else runs:
-compare rows of one record, not records.
+``alone`` runs `padless.sampling.lhotse_peer` over a metadata manifest with ``num_tokens``
+(e.g. from ``bench/datasets.py canary-mix``) in the configurations the issue quotes for
+orientation (1D 30 buckets and 2D 30x2 at a 360 s padded budget, fixed batches of 64, lhotse's
+own bin estimate, lazily built cuts) and reports per configuration: examples/s through the
+sampler (conversion excluded), conversion time, seconds to first batch, audio and token
+padding over all batches, mean batch size; then the synchronised-bucket agreement across
+``--world-size`` ranks per tenth of the epoch, and the peak RSS of a fresh process holding all
+cuts vs building them lazily. Given bins are equal-cumulative-duration edges on a random
+sample (the paper's baseline). Writes ``bench/results/<date>-lhotse-peer.md``. Timings share
+the machine with whatever else runs: compare rows of one record, not records.
+
+``side-by-side``: for each case (manifest and plan from ``padless plan``), runs
+``padless bench-sampler ... --batch-duration 360 --compare lhotse --json`` with padless's
+defaults and with ``--paper`` on one rank, and with the defaults on ``--world-size`` ranks, and
+writes ``bench/results/<date>-lhotse-side-by-side.md``: the peer's check (with ``--paper`` both
+samplers follow the same rules, so kept examples, filter counts and padding must agree) and a
+first comparison. The sampling engine's acceptance records are its own.
 """
 
 from __future__ import annotations
@@ -122,7 +131,11 @@ def machine() -> str:
     )
 
 
-def main(
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+
+
+@app.command("alone")
+def alone(
     manifest: Path = typer.Option(..., help="Metadata manifest with num_tokens."),
     limit: int | None = typer.Option(None, help="Read only the first N lines."),
     world_size: int = typer.Option(8, help="Ranks for the synchronised-bucket agreement run."),
@@ -236,5 +249,98 @@ def main(
     console.log(f"wrote {out}")
 
 
+SIDE_KEYS = (
+    ("examples", "{:,}"),
+    ("audio_padding", "{:.2%}"),
+    ("token_padding", "{:.2%}"),
+    ("mean_batch_size", "{:.1f}"),
+    ("examples_per_s", "{:,.0f}"),
+    ("first_batch_s", "{:.3f}"),
+    ("peak_rss_mb", "{:.0f}"),
+    ("rank_agreement", "{:.1%}"),
+)
+
+
+@app.command("side-by-side")
+def side_by_side(
+    case: list[str] = typer.Option(..., help="NAME=MANIFEST:PLAN, repeatable."),
+    world_size: int = typer.Option(8, help="Ranks of the multi-rank run."),
+    out_dir: Path = typer.Option(REPO / "bench" / "results", help="Where the record goes."),
+) -> None:
+    """Run padless bench-sampler --compare lhotse per case; write a record."""
+    import json
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    rows, filters, tenths, commands = [], [], [], []
+    for spec in case:
+        name, _, paths = spec.partition("=")
+        manifest, _, plan = paths.partition(":")
+        if not (name and manifest and plan):
+            raise typer.BadParameter(f"expected NAME=MANIFEST:PLAN, got {spec!r}")
+        for label, extra in (
+            ("padless defaults, 1 rank", []),
+            ("--paper, 1 rank", ["--paper"]),
+            (f"padless defaults, {world_size} ranks", ["--world-size", str(world_size)]),
+        ):
+            cmd = [
+                sys.executable, "-m", "padless", "bench-sampler", manifest, "--plan", plan,
+                "--batch-duration", "360", *extra, "--compare", "lhotse", "--json",
+            ]  # fmt: skip
+            commands.append("padless " + " ".join(cmd[3:]))
+            console.log(commands[-1])
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{commands[-1]} failed:\n{proc.stderr[-3000:]}")
+            out = json.loads(proc.stdout)
+            peer = out["lhotse"]
+            for who, rep in (("padless", out), ("lhotse", peer)):
+                cells = ["-" if rep.get(k) is None else fmt.format(rep[k]) for k, fmt in SIDE_KEYS]
+                batches = rep["batches"]
+                steps = f"{min(batches)}-{max(batches)}" if len(batches) > 1 else str(batches[0])
+                rows.append(f"| {name} | {label} | {who} | {steps} | " + " | ".join(cells) + " |")
+            kept = {k: v for k, v in peer["filtered"].items() if v}
+            filters.append(f"| {name} | {label} | {out['filtered']} | {kept} |")
+            if len(out["batches"]) > 1:
+                tenths.append(
+                    f"| {name} | {label} | "
+                    + " ".join(f"{x:.0%}" for x in out["rank_agreement_by_tenth"])
+                    + " | "
+                    + " ".join(f"{x:.0%}" for x in peer["rank_agreement_by_tenth"])
+                    + " |"
+                )
+    date = dt.date.today().isoformat()
+    text = [
+        f"# padless sampler vs lhotse 1.33, side by side ({date})\n",
+        "Command: `python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) + "`\n",
+        machine(),
+        "Runs (each prints one JSON object; lhotse's figures are its `lhotse` key):\n",
+        *(f"- `{c}`" for c in commands),
+        "",
+        "lhotse's examples/s excludes building its cuts; padless's includes reading the "
+        "manifest. lhotse's peak RSS is a fresh process building cuts lazily; padless's is its "
+        "own process, which with `--compare` also holds every rank's Examples for the peer.\n",
+        "| case | run | sampler | batches per rank | " + " | ".join(k for k, _ in SIDE_KEYS) + " |",
+        "|---|---|---|---|" + "---:|" * len(SIDE_KEYS),
+        *rows,
+        "",
+        "Filtered examples by reason (the peer counts under padless's names):\n",
+        "| case | run | padless | lhotse |",
+        "|---|---|---|---|",
+        *filters,
+        "",
+        "Rank agreement per tenth of the epoch (padless | lhotse):\n",
+        "| case | run | padless | lhotse |",
+        "|---|---|---|---|",
+        *tenths,
+        "",
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{date}-lhotse-side-by-side.md"
+    path.write_text("\n".join(text))
+    console.log(f"wrote {path}")
+
+
 if __name__ == "__main__":
-    typer.run(main)
+    app()
