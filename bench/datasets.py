@@ -23,6 +23,7 @@ bench scripts with ``sys.path.insert(0, "bench")`` then ``import datasets as ben
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -324,6 +325,8 @@ class RealReport:
     duration: np.ndarray  # (N,) of the written rows
     num_tokens: np.ndarray  # (N,)
     languages: dict[str, int]  # rows per language
+    #: Per file, median text tokens (without prompt and EOS) per second, rows of >= 2 s.
+    text_tps_median: dict[str, float]
 
 
 def _text_rows(path: Path) -> tuple[list[dict], int]:
@@ -422,15 +425,24 @@ def real_manifest(
     for ex in examples:
         assert ex.target_lang is not None
         langs[ex.target_lang] = langs.get(ex.target_lang, 0) + 1
+    duration = np.array([ex.duration for ex in examples])
+    tokens = np.array(counts, dtype=np.int64)
+    file_of = np.repeat(np.arange(len(with_text)), [len(rows) for _, rows in with_text])
+    text_tps = {}
+    for i, (path, _) in enumerate(with_text):
+        sel = (file_of == i) & (duration >= 2.0)
+        rate = (tokens[sel] - PROMPT_TOKENS - EOS_TOKENS) / duration[sel]
+        text_tps[path.name] = float(np.median(rate)) if sel.any() else math.nan
     return RealReport(
         files=tuple(p.name for p, _ in with_text),
         skipped_files=tuple(skipped_files),
         rows_without_text=missing,
         tokenizer_dir=tok_dir,
         tokenizer_trained=trained,
-        duration=np.array([ex.duration for ex in examples]),
-        num_tokens=np.array(counts, dtype=np.int64),
+        duration=duration,
+        num_tokens=tokens,
         languages=langs,
+        text_tps_median=text_tps,
     )
 
 
@@ -535,6 +547,7 @@ def record_cmd(
         report = real_manifest(real_dir, work / "real.jsonl", work / "work")
         stats = length_statistics(report.duration, report.num_tokens)
         timings.append(("real (tokenizer trained, 1024/lang)", time.perf_counter() - start, stats))
+        real_rates = report.text_tps_median
 
         start = time.perf_counter()
         bootstrap_manifest(work / "real.jsonl", work / "big.jsonl", n, 0)
@@ -567,6 +580,12 @@ def record_cmd(
             + " |"
             for name, sec, st in timings
         ),
+        "",
+        "Real transcripts, median text tokens (no prompt, no EOS) per second of recording, "
+        "rows of >= 2 s (the scale of the mix's per-language rates):\n",
+        "| file | text tokens/s |",
+        "|---|---:|",
+        *(f"| {name} | {rate:.2f} |" for name, rate in real_rates.items()),
         "",
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
