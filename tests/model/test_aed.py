@@ -104,3 +104,17 @@ def test_training_step_runs_without_real_memory(where: str, preset: str) -> None
         optimizer.step()
     assert loss.shape == ()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_builds_and_trains_under_a_bfloat16_default_dtype() -> None:
+    # The batch-size search builds models this way (weights born in the training dtype).
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        model = AEDModel(tiny_config())
+        loss = model.train().loss(make_batch())
+    finally:
+        torch.set_default_dtype(default)
+    assert model.dtype == torch.bfloat16 and loss.dtype == torch.bfloat16
+    assert torch.isfinite(loss)
+    loss.backward()

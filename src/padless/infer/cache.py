@@ -166,6 +166,8 @@ class KVCache(_CacheBase):
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only ``rows`` (greedy: drop finished utterances); copies live positions only."""
+        if self.rows != self.cross[0][0].shape[0]:
+            raise RuntimeError("select() drops utterances; it cannot follow expand() (beams)")
         t = self.length
         self.keys = _take_rows(self.keys, rows, t, time_dim=3)
         self.values = _take_rows(self.values, rows, t, time_dim=3)

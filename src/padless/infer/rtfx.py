@@ -66,6 +66,10 @@ class RtfxResult:
     utterances: int
     output_tokens: int
     rtfx_runs: list[float]
+    # Process CPU seconds of the same passes (median): on a shared machine, other processes
+    # inflate wall time but not this, so rtfx_cpu is the steadier comparison (one thread).
+    cpu_s: float
+    rtfx_cpu: float
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,9 @@ def time_one_pass(
     options: DecodingOptions,
     audio_loader: Callable[[Example], np.ndarray],
     warmup_batches: int = 1,
-) -> tuple[float, int]:
-    """(wall seconds, output tokens) of one timed pass, after ``warmup_batches`` untimed ones."""
+) -> tuple[float, float, int]:
+    """(wall seconds, process CPU seconds, output tokens) of one timed pass, after
+    ``warmup_batches`` untimed ones."""
     device = next(model.parameters()).device
     batches = list(longest_first_batches(examples, batch_size))
 
@@ -145,10 +150,10 @@ def time_one_pass(
     for batch in batches[:warmup_batches]:
         run(batch)
     _synchronize(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     tokens = sum(run(batch) for batch in batches)
     _synchronize(device)
-    return time.perf_counter() - start, tokens
+    return time.perf_counter() - start, time.process_time() - cpu_start, tokens
 
 
 def run_rtfx(
@@ -174,12 +179,13 @@ def run_rtfx(
     inputs = timing_inputs(examples, tokenizer, config.forced_length)
     audio_s = float(sum(ex.duration for ex in examples))
     walls: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     tokens: dict[tuple[str, str], int] = {}
     for repeat in range(config.repeats):
         for name, model in models.items():
             for mode in modes:
                 options = replace(config.options, cache=mode)
-                wall, n = time_one_pass(
+                wall, cpu, n = time_one_pass(
                     model,
                     examples,
                     inputs,
@@ -189,12 +195,14 @@ def run_rtfx(
                     config.warmup_batches,
                 )
                 walls.setdefault((name, mode), []).append(wall)
+                cpus.setdefault((name, mode), []).append(cpu)
                 tokens[(name, mode)] = n
                 if on_result is not None:
                     on_result(name, mode, repeat, audio_s / wall)
     results = []
     for (name, mode_name), runs in walls.items():
         wall = statistics.median(runs)
+        cpu = statistics.median(cpus[(name, mode_name)])
         results.append(
             RtfxResult(
                 preset=name,
@@ -206,6 +214,8 @@ def run_rtfx(
                 utterances=len(examples),
                 output_tokens=tokens[(name, mode_name)],
                 rtfx_runs=[audio_s / w for w in runs],
+                cpu_s=cpu,
+                rtfx_cpu=audio_s / cpu,
             )
         )
     return results

@@ -135,21 +135,24 @@ def spec_augment(
     """
     batch, frames, mels = feats.shape
     device = feats.device
+
+    def uniform(count: int) -> torch.Tensor:
+        # float32 whatever the default dtype: bfloat16 cannot count frames past 256 exactly.
+        return torch.rand(batch, count, device=device, dtype=torch.float32)
+
     masked = torch.zeros(batch, frames, mels, dtype=torch.bool, device=device)
     if config.freq_masks > 0:
-        width = (
-            torch.rand(batch, config.freq_masks, device=device) * (config.freq_width + 1)
-        ).floor()
-        start = (torch.rand(batch, config.freq_masks, device=device) * (mels - width + 1)).floor()
+        width = (uniform(config.freq_masks) * (config.freq_width + 1)).floor()
+        start = (uniform(config.freq_masks) * (mels - width + 1)).floor()
         bins = torch.arange(mels, device=device)  # (M,)
         band = (bins >= start[..., None]) & (bins < (start + width)[..., None])  # (B, n, M)
         masked |= band.any(1)[:, None, :]
     if config.time_masks > 0:
         lens_f = lens.to(torch.float32)[:, None]  # (B, 1)
         max_width = (lens_f * config.time_width).floor().clamp(min=1.0)
-        width = (torch.rand(batch, config.time_masks, device=device) * (max_width + 1)).floor()
+        width = (uniform(config.time_masks) * (max_width + 1)).floor()
         room = (lens_f - width + 1).clamp(min=1.0)
-        start = (torch.rand(batch, config.time_masks, device=device) * room).floor()
+        start = (uniform(config.time_masks) * room).floor()
         steps = torch.arange(frames, device=device)  # (F,)
         span = (steps >= start[..., None]) & (steps < (start + width)[..., None])  # (B, n, F)
         masked |= span.any(1)[:, :, None]
