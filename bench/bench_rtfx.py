@@ -197,7 +197,44 @@ def main(
     )
     md = render(record, results, split, compact, main_s)
     (out_dir / f"{date}-rtfx-cpu.md").write_text(md)
+    plot(record, out_dir / f"{date}-rtfx-cpu.png")
     print(md)
+
+
+def plot(record: dict, path: Path) -> None:
+    """RTFx per preset and mode (median, passes as whiskers) and the encoder/decoder split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(r["preset"], r["decoding"]): r for r in record["results"]}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.38
+    for k, mode in enumerate(MODES):
+        xs = [i + (k - 0.5) * width for i in range(len(PRESETS))]
+        rtfx = [by[(name, mode)]["rtfx"] for name in PRESETS]
+        low = [r - min(by[(n, mode)]["rtfx_runs"]) for n, r in zip(PRESETS, rtfx, strict=True)]
+        high = [max(by[(n, mode)]["rtfx_runs"]) - r for n, r in zip(PRESETS, rtfx, strict=True)]
+        left.bar(xs, rtfx, width, yerr=[low, high], capsize=3, label=mode)
+        split = [record["breakdown_s"][f"{name}/{mode}"] for name in PRESETS]
+        encoder = [e for e, _ in split]
+        right.bar(
+            xs, encoder, width, color="0.6", label="audio + features + encoder" if k else None
+        )
+        right.bar(xs, [d for _, d in split], width, bottom=encoder, label=f"decoder ({mode})")
+    labels = [PRESETS[0], *(name.removeprefix(PRESETS[0] + "-") for name in PRESETS[1:])]
+    for ax in (left, right):
+        ax.set_xticks(range(len(PRESETS)), labels)
+        ax.legend(fontsize=8)
+    left.set_ylabel("RTFx (audio s / wall s)")
+    left.set_title("RTFx, median of passes (whiskers: min-max)")
+    right.set_ylabel("seconds, one pass")
+    right.set_title("Where the time goes")
+    fig.suptitle(f"Tiny presets on CPU, {record['utterances']} utterances, forced length")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def render(
