@@ -68,9 +68,10 @@ def test_cached_segments_are_released_before_oom() -> None:
     a.malloc(0, 16 * MiB)
     a.malloc(1, 16 * MiB)
     a.free(0)  # its 16 MiB segment stays cached (reserved 32 MiB)
+    assert a.cached_free == 16 * MiB and a.peak_in_use == 32 * MiB
     a.malloc(2, 20 * MiB)  # 32 + 20 > 40: release the cached segment, then it fits
     assert not a.oom and a.num_segments_released == 1
-    assert a.reserved == 36 * MiB
+    assert a.reserved == 36 * MiB and a.cached_free == 0 and a.peak_in_use == 36 * MiB
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -89,9 +90,11 @@ def test_random_workload_invariants(seed: int) -> None:
             live[step] = round_size(size)
         # A block is not split when the rest would be too small (<= 1 MiB in the large pool),
         # so allocated bytes may exceed the rounded requests, as PyTorch counts them.
-        assert sum(live.values()) <= a.allocated <= a.reserved
+        assert sum(live.values()) <= a.allocated <= a.reserved - a.cached_free <= a.reserved
+        assert a.reserved - a.cached_free <= a.peak_in_use
     for handle in list(live):
         a.free(handle)
     assert a.allocated == 0
+    assert a.cached_free == a.reserved  # every segment coalesced back into one free block
     a._release_cached()
-    assert a.reserved == 0  # every segment coalesced back into one free block
+    assert a.reserved == 0 and a.cached_free == 0

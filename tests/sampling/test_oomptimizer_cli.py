@@ -19,8 +19,8 @@ from padless.sampling.filters import FilterConfig
 from padless.sampling.oomptimizer.report import compare, heuristic_batch_size
 from padless.sampling.oomptimizer.search import BucketResult, BucketShape
 from padless.sampling.oomptimizer.sizes import format_bytes, parse_size
-from padless.sampling.oomptimizer.table import PlanBucket, PlanFileError, bucket_shapes, read_plan
-from padless.sampling.plan import BucketPlan, PlanConfig, estimate_plan
+from padless.sampling.oomptimizer.table import bucket_shapes, read_plan
+from padless.sampling.plan import Bucket, BucketPlan, PlanConfig, PlanError, estimate_plan
 from padless.sampling.policies import BucketBatchSizes
 
 
@@ -101,10 +101,10 @@ def test_cli_rejects_missing_budget(tmp_path: Path) -> None:
 def test_plan_reading_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "something-else", "version": 1, "buckets": []}))
-    with pytest.raises(PlanFileError, match="not a bucket plan"):
+    with pytest.raises(PlanError, match="not a bucket plan"):
         read_plan(bad)
-    bucket = PlanBucket(0, 0.5, 10.0, None, None, 0, 0.0)
-    with pytest.raises(PlanFileError, match="tokens-per-second"):
+    bucket = Bucket(0, 0.5, 10.0, None, None, 0, 0.0)
+    with pytest.raises(PlanError, match="tokens-per-second"):
         bucket_shapes([bucket])
     assert bucket_shapes([bucket], tokens_per_second=25.0)[0].max_tokens == 250
 
@@ -132,8 +132,8 @@ def test_real_plan_shapes(real_data_dir: Path, tmp_path: Path) -> None:
 def test_report_weights_buckets_by_their_steps() -> None:
     # Two buckets: 1000 short examples (1 s), 100 long ones (30 s).
     buckets = [
-        PlanBucket(0, 0.5, 1.5, None, 20, 1000, 1000.0),
-        PlanBucket(1, 20.0, 40.0, None, 300, 100, 3000.0),
+        Bucket(0, 0.5, 1.5, None, 20, 1000, 1000.0),
+        Bucket(1, 20.0, 40.0, None, 300, 100, 3000.0),
     ]
     assert [heuristic_batch_size(b) for b in buckets] == [360, 12]
 

@@ -36,7 +36,7 @@ def oomptimize(
         "cuda", "--target", help="simulate probe: emulate a cuda GPU or the cpu."
     ),
     no_allocator: bool = typer.Option(
-        False, "--no-allocator", help="simulate/cuda: budget vs allocated, not reserved memory."
+        False, "--no-allocator", help="simulate: budget vs allocated, not reserved memory."
     ),
     workers: int = typer.Option(1, "--workers", help="simulate probe: parallel processes."),
     tokens_per_second: float | None = typer.Option(
@@ -56,7 +56,7 @@ def oomptimize(
     from padless.sampling.oomptimizer.run import oomptimize as run
     from padless.sampling.oomptimizer.search import NoBatchFitsError, SearchConfig
     from padless.sampling.oomptimizer.simulate import SimulateConfig
-    from padless.sampling.oomptimizer.table import PlanFileError, read_plan, write_json
+    from padless.sampling.oomptimizer.table import read_plan, write_json
     from padless.sampling.oomptimizer.workload import StepConfig
 
     try:
@@ -76,7 +76,7 @@ def oomptimize(
             tokens_per_second=tokens_per_second,
         )
         num_buckets = len(read_plan(plan))
-    except (ValueError, PlanFileError) as err:
+    except ValueError as err:  # includes PlanError
         raise typer.BadParameter(str(err)) from None
 
     console = Console(stderr=True)

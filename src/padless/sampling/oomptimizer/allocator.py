@@ -98,14 +98,20 @@ class CachingAllocatorModel:
         self._next_segment = 0
         self.allocated = 0
         self.reserved = 0
+        self.cached_free = 0  # bytes of segments with no live block (released before an OOM)
         self.peak_allocated = 0
         self.peak_reserved = 0
+        # Peak of reserved - cached_free: the segments the step cannot do without. This is what
+        # a limit caps (an OOM means it would exceed the limit), and unlike peak_reserved it
+        # does not depend on whether cached segments were released.
+        self.peak_in_use = 0
         self.oom = False  # a request could not be met within the limit (it was met anyway)
         self.num_segments_released = 0
 
     def reset_peaks(self) -> None:
         self.peak_allocated = self.allocated
         self.peak_reserved = self.reserved
+        self.peak_in_use = self.reserved - self.cached_free
         self.oom = False
 
     def malloc(self, handle: int, size: int) -> None:
@@ -117,6 +123,9 @@ class CachingAllocatorModel:
             block = self._new_segment(size, small)
         else:
             pool.remove(block)
+            if block.size == block.segment.size:  # a cached, fully free segment is used again
+                self.cached_free -= block.size
+        self.peak_in_use = max(self.peak_in_use, self.reserved - self.cached_free)
         remaining = block.size - size
         split = remaining >= MIN_BLOCK if small else remaining > SMALL_REQUEST
         if split:
@@ -152,6 +161,8 @@ class CachingAllocatorModel:
                     block.next = neighbour.next
                     if neighbour.next is not None:
                         neighbour.next.prev = block
+        if block.size == block.segment.size:
+            self.cached_free += block.size
         pool.add(block)
 
     def _new_segment(self, size: int, small: bool) -> _Block:
@@ -176,4 +187,5 @@ class CachingAllocatorModel:
                 self._pools[segment.small].remove(block)
                 del self._segments[segment.id]
                 self.reserved -= segment.size
+                self.cached_free -= segment.size
                 self.num_segments_released += 1

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from padless.sampling.oomptimizer.search import BucketResult
-from padless.sampling.oomptimizer.table import PlanBucket
+from padless.sampling.plan import Bucket
 
 #: The paper's baseline batch-duration budget for Canary-1B (seconds of audio per batch).
 HEURISTIC_SECONDS = 360.0
@@ -48,14 +48,14 @@ class Comparison:
         return asdict(self)
 
 
-def heuristic_batch_size(bucket: PlanBucket, seconds: float = HEURISTIC_SECONDS) -> int:
+def heuristic_batch_size(bucket: Bucket, seconds: float = HEURISTIC_SECONDS) -> int:
     """Examples a ``seconds`` duration budget puts in a batch of this bucket (at least 1)."""
-    duration = bucket.mean_duration or bucket.max_duration
-    return max(1, math.floor(seconds / duration))
+    mean = bucket.sample_duration / bucket.sample_count if bucket.sample_count else 0.0
+    return max(1, math.floor(seconds / (mean or bucket.max_duration)))
 
 
 def compare(
-    buckets: Sequence[PlanBucket],
+    buckets: Sequence[Bucket],
     results: Sequence[BucketResult],
     seconds: float = HEURISTIC_SECONDS,
 ) -> Comparison:
@@ -91,7 +91,7 @@ def compare(
 
 
 def plot(
-    buckets: Sequence[PlanBucket],
+    buckets: Sequence[Bucket],
     results: Sequence[BucketResult],
     comparison: Comparison,
     budget_bytes: int,

@@ -19,7 +19,7 @@ from padless.sampling.oomptimizer.search import (
     search,
 )
 from padless.sampling.oomptimizer.simulate import SimulateConfig
-from padless.sampling.oomptimizer.table import PlanBucket, bucket_shapes, read_plan, table_json
+from padless.sampling.oomptimizer.table import Bucket, bucket_shapes, read_plan, table_json
 from padless.sampling.oomptimizer.workload import AEDWorkload, StepConfig
 
 ProbeName = Literal["simulate", "cpu", "cuda"]
@@ -49,7 +49,7 @@ class OomptimizeConfig:
 
 @dataclass(frozen=True)
 class Outcome:
-    buckets: list[PlanBucket]
+    buckets: list[Bucket]
     result: SearchResult
     comparison: Comparison
     document: dict[str, Any]  # the padless.batch_sizes table, report included

@@ -21,9 +21,11 @@ Two facts cut the number of trials (each one a full training step):
 
 Predictions are only hints: every bucket ends with a bracket ``lo`` (measured or implied to fit)
 and ``hi`` (measured or implied to fail) with ``hi <= max(lo + 1, lo * (1 + tolerance))``. When
-predictions stop shrinking the bracket the search falls back to geometric growth and bisection,
-so a probe whose memory is not affine still converges. The chosen batch size is then
-``floor(lo * (1 - margin))``.
+a prediction is wrong near the budget (allocator granularity bends the line a little), the next
+trial is the tolerance edge on the wrong side, which usually closes the bracket; after four
+guided trials the search falls back to geometric growth and bisection, so a probe whose memory
+is not affine still converges. The chosen batch size is then ``floor(lo * (1 - margin))``, and
+one more trial runs exactly that size (``verify_chosen``).
 """
 
 from __future__ import annotations
@@ -189,6 +191,8 @@ class _Bracket:
     points: list[tuple[int, float]] = field(default_factory=list)  # (n, peak) measured here
     trials: list[Measurement] = field(default_factory=list)
     guided: int = 0  # trials chosen by the affine model so far
+    expect_fit: bool | None = None  # what the model predicted for the pending guided trial
+    surprised: bool = False  # the last guided trial went against the model's prediction
 
     def done(self) -> bool:
         if self.lo >= self.config.max_batch_size:
@@ -198,6 +202,8 @@ class _Bracket:
         return self.hi <= max(self.lo + 1, self.lo * (1.0 + self.config.tolerance))
 
     def record(self, m: Measurement) -> None:
+        self.surprised = self.expect_fit is not None and m.fits != self.expect_fit
+        self.expect_fit = None
         self.trials.append(m)
         if m.peak_bytes is not None:
             self.points.append((m.batch_size, float(m.peak_bytes)))
@@ -236,12 +242,24 @@ class _Bracket:
         )
         lower = self.lo + 1
         guess: int | None = None
-        if self.config.affine and self.guided < _MAX_GUIDED_TRIALS:
+        tolerance = 1.0 + self.config.tolerance
+        if self.surprised:
+            # The model is off by a little near the budget (e.g. allocator segments): instead
+            # of creeping by one, test the tolerance edge on the side it got wrong, which
+            # closes the bracket if the answer is near.
+            self.surprised = False
+            if self.hi is None or self.trials[-1].fits:
+                guess = max(lower, math.floor(self.lo * tolerance))
+            else:
+                guess = math.ceil(self.hi / tolerance)
+        elif self.config.affine and self.guided < _MAX_GUIDED_TRIALS:
             line = self.line(prior)
             if line is not None:
-                # The model says `guess` fits and `guess + 1` does not: test whichever end of
-                # that pair is still unknown.
-                guess = max(line.largest_fitting(self.budget), lower)
+                # The model says `predicted` fits and `predicted + 1` does not: test whichever
+                # end of that pair is still unknown.
+                predicted = line.largest_fitting(self.budget)
+                guess = max(predicted, lower)
+                self.expect_fit = guess <= predicted
             elif not self.points and first_guess is not None:
                 guess = first_guess
             if guess is not None:

@@ -290,11 +290,15 @@ class SimulateProbe:
         return AffineTrace.constant(run).replay(batch_size, self._static, allocator)
 
     def measure(self, shape: BucketShape, batch_size: int) -> Measurement:
+        """Fits: the allocator model capped at the budget never runs out (as a GPU would raise
+        out-of-memory). Peak: the segments holding live blocks at the worst moment, the part of
+        reserved memory the step cannot do without (cached free segments are released before
+        an out-of-memory error, so they do not count against the budget)."""
         start = time.perf_counter()
         replay = self.replay(shape, batch_size, limit=self.budget_bytes)
         self.last_replay = replay
         if self.config.target == "cuda" and self.config.allocator:
-            fits, peak = not replay.oom, replay.peak_reserved
+            fits, peak = not replay.oom, replay.peak_in_use
         else:
             peak = replay.peak_allocated
             fits = peak <= self.budget_bytes

@@ -1,7 +1,8 @@
 """Plan in, batch-size table out: the files around the search.
 
-Reads ``plan.json`` (format ``padless.bucket_plan`` v1, written by ``padless plan``) and writes
-the per-bucket table the sampler's table policy reads::
+Reads ``plan.json`` (format ``padless.bucket_plan`` v1, written by ``padless plan``) through
+`padless.sampling.plan.BucketPlan` and writes the per-bucket table the sampler's table policy
+reads::
 
     {"format": "padless.batch_sizes", "version": 1,
      "buckets": [{"index": i, "max_duration": b, "max_tokens": d, "batch_size": n,
@@ -20,76 +21,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from padless.sampling.oomptimizer.search import BucketShape, SearchResult
+from padless.sampling.plan import Bucket, BucketPlan, PlanError
 
-PLAN_FORMAT = "padless.bucket_plan"
 TABLE_FORMAT = "padless.batch_sizes"
 TABLE_VERSION = 1
 
 
-class PlanFileError(ValueError):
-    """A plan file the search cannot use; the message names the file and the problem."""
-
-
-@dataclass(frozen=True)
-class PlanBucket:
-    """The fields of a plan bucket the search and its report use."""
-
-    index: int
-    min_duration: float
-    max_duration: float
-    min_tokens: int | None  # None: open bound
-    max_tokens: int | None  # None: open bound
-    sample_count: int  # examples of the plan's sample in this bucket (0 if not recorded)
-    sample_duration: float  # their total duration in seconds
-
-    @property
-    def mean_duration(self) -> float | None:
-        return self.sample_duration / self.sample_count if self.sample_count else None
-
-
-def read_plan(path: str | Path) -> list[PlanBucket]:
-    """The buckets of a ``padless.bucket_plan`` file, in plan order."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise PlanFileError(f"{path}: cannot read the plan: {err}") from err
-    if not isinstance(data, Mapping) or data.get("format") != PLAN_FORMAT:
-        raise PlanFileError(f"{path}: not a bucket plan (expected format {PLAN_FORMAT!r})")
-    if data.get("version") != 1:
-        raise PlanFileError(f"{path}: unsupported plan version {data.get('version')!r}")
-    raw = data.get("buckets")
-    if not isinstance(raw, list) or not raw:
-        raise PlanFileError(f"{path}: the plan has no buckets")
-    buckets = []
-    for position, b in enumerate(raw):
-        try:
-            bucket = PlanBucket(
-                index=int(b["index"]),
-                min_duration=float(b["min_duration"]),
-                max_duration=float(b["max_duration"]),
-                min_tokens=None if b.get("min_tokens") is None else int(b["min_tokens"]),
-                max_tokens=None if b.get("max_tokens") is None else int(b["max_tokens"]),
-                sample_count=int(b.get("sample_count", 0)),
-                sample_duration=float(b.get("sample_duration", 0.0)),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise PlanFileError(f"{path}: bucket #{position} is malformed: {err!r}") from err
-        if bucket.index != position:
-            raise PlanFileError(f"{path}: bucket #{position} has index {bucket.index}")
-        if not 0 < bucket.max_duration < math.inf:
-            raise PlanFileError(f"{path}: bucket {position} has no finite max_duration")
-        buckets.append(bucket)
-    return buckets
+def read_plan(path: str | Path) -> list[Bucket]:
+    """The buckets of a ``padless.bucket_plan`` file (`BucketPlan.load` checks it)."""
+    return list(BucketPlan.load(path).buckets)
 
 
 def bucket_shapes(
-    buckets: Sequence[PlanBucket], tokens_per_second: float | None = None
+    buckets: Sequence[Bucket], tokens_per_second: float | None = None
 ) -> list[BucketShape]:
     """Trial shapes: each bucket's maximum duration and maximum tokens.
 
@@ -101,7 +49,7 @@ def bucket_shapes(
         tokens = b.max_tokens
         if tokens is None:
             if tokens_per_second is None:
-                raise PlanFileError(
+                raise PlanError(
                     f"bucket {b.index} has no max_tokens; pass tokens_per_second "
                     "(--tokens-per-second) to bound its transcripts"
                 )
@@ -111,7 +59,7 @@ def bucket_shapes(
 
 
 def table_json(
-    plan: Sequence[PlanBucket], result: SearchResult, meta: Mapping[str, Any]
+    plan: Sequence[Bucket], result: SearchResult, meta: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The ``padless.batch_sizes`` document for ``result`` (``meta``: run description).
 

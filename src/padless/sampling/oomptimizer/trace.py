@@ -109,6 +109,7 @@ class Replay:
     peak_live: int  # most bytes of tensor storage alive at once (exact sizes)
     peak_allocated: int  # the same in allocator blocks (rounded sizes); = peak_live without one
     peak_reserved: int  # most bytes in allocator segments; = peak_allocated without one
+    peak_in_use: int  # most bytes in segments holding live blocks; = peak_allocated without one
     oom: bool  # the allocator could not stay within its limit
     peak_phase: str  # phase in which peak_live was reached
 
@@ -208,12 +209,17 @@ class AffineTrace:
             if index <= top:
                 phase = name
         if allocator is None:
-            return Replay(peak_live, peak_live, peak_live, False, phase)
+            return Replay(peak_live, peak_live, peak_live, peak_live, False, phase)
         _apply(allocator, static.slots.tolist(), static.sizes.tolist())
         allocator.reset_peaks()
         _apply(allocator, self.slots.tolist(), sizes.tolist())
         return Replay(
-            peak_live, allocator.peak_allocated, allocator.peak_reserved, allocator.oom, phase
+            peak_live,
+            allocator.peak_allocated,
+            allocator.peak_reserved,
+            allocator.peak_in_use,
+            allocator.oom,
+            phase,
         )
 
 
