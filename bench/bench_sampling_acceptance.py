@@ -21,8 +21,8 @@ the library directly. Sections (``--sections``, default all):
 - ``first-batch``: time to the first batch streaming the 1M manifest, concurrent reader or not.
 - ``rss``: peak RSS streaming the 1M manifest with a 20k buffer (fresh process).
 - ``resume``: state save + restore time and size early and late in an epoch.
-- ``shuffle``: randomness kept: rank correlation between input and output order, and how often
-  two examples batched together are batched together again under another seed.
+- ``shuffle``: randomness kept: how often two examples batched together are batched together
+  again next epoch or under another seed, and the rank correlation of input and output order.
 
 Writes ``bench/results/<date>-sampling-acceptance.{json,md}``.
 """
@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from itertools import pairwise
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -227,57 +227,82 @@ def section_resume(canary: str, work: Path) -> dict[str, Any]:
     return out
 
 
-def section_shuffle(real: str, work: Path) -> dict[str, Any]:
-    """Randomness kept by each sampler on the real metadata (one rank, 20k buffer, 360 s)."""
+def section_shuffle(data: dict[str, str], work: Path) -> dict[str, Any]:
+    """Randomness kept by each sampler (one rank, 360 s): how often examples batched together
+    in epoch 0 share a batch again in epoch 1 (the stream's block shuffle changes the input order)
+    and under another sampler seed with the same input order; and input/output order figures."""
     from padless.data.stream import ExampleStream
+    from padless.sampling.plan import BucketPlan
+
+    out: dict[str, Any] = {}
+    for name, manifest in data.items():
+        stream = ExampleStream([manifest], shuffle=True, seed=0, require_text=False)
+        epochs = [list(stream.open(e)) for e in (0, 1)]
+        position = {e.id: i for i, e in enumerate(epochs[0])}
+        paper = BucketPlan.load(
+            make_plan(manifest, work / f"{name}-equal-duration-30x2.json", 30, 2, "equal-duration")
+        )
+        best = BucketPlan.load(
+            make_plan(manifest, work / f"{name}-optimal-60x1.json", 60, 1, "optimal")
+        )
+        runs = {
+            "lhotse (equal-duration 30x2, 20k buffer)": ("lhotse", paper, {}),
+            "padless paper mode (equal-duration 30x2, 20k buffer)": (
+                "paper",
+                paper,
+                {"buffer_size": 20_000},
+            ),
+            "padless default (optimal 60 buckets)": ("default", best, {}),
+            "padless default with spread 1.1": ("default", best, {"spread": 1.1}),
+        }
+        out[name] = {}
+        for label, (kind, plan, overrides) in runs.items():
+            first = _batches(kind, plan, overrides, epochs, 0, 0)
+            out[name][label] = {
+                **order_figures(first, position),
+                "pairs_again_next_epoch": pair_recurrence(
+                    first, _batches(kind, plan, overrides, epochs, 1, 0)
+                ),
+                "pairs_again_other_seed": pair_recurrence(
+                    first, _batches(kind, plan, overrides, epochs, 0, 1)
+                ),
+            }
+    return out
+
+
+def _batches(
+    kind: str, plan: Any, overrides: dict[str, Any], epochs: list[list[Any]], epoch: int, seed: int
+) -> list[list[str]]:
+    """One epoch's batches (example ids) of a sampler over that epoch's input order."""
     from padless.sampling.config import SamplerConfig
     from padless.sampling.lhotse_peer import LhotsePeerConfig, bins_from_plan, run_lhotse_peer
-    from padless.sampling.plan import BucketPlan
     from padless.sampling.policies import DurationBudget
     from padless.sampling.sampler import DynamicBucketingSampler
     from padless.sampling.sources import ExampleList
 
-    examples = list(ExampleStream([real], shuffle=True, seed=0, require_text=False).open(0))
-    position = {e.id: i for i, e in enumerate(examples)}
-    plans = {
-        "paper": BucketPlan.load(
-            make_plan(real, work / "real-equal-30x2.json", 30, 2, "equal-duration")
-        ),
-        "default": BucketPlan.load(
-            make_plan(real, work / "real-optimal-30x2.json", 30, 2, "optimal")
-        ),
-    }
-
-    def padless_batches(mode: str, seed: int) -> list[list[str]]:
-        config = SamplerConfig.paper(seed=seed) if mode == "paper" else SamplerConfig(seed=seed)
-        sampler = DynamicBucketingSampler(
-            ExampleList(examples), plans[mode], DurationBudget(360.0), config
-        )
-        return [[e.id for e in b] for b in sampler]
-
-    def lhotse_batches(seed: int) -> list[list[str]]:
-        plan = plans["paper"]
+    if kind == "lhotse":
         f = plan.filters
         cfg = LhotsePeerConfig(
             bins=bins_from_plan(plan),
             max_duration=360.0,
             buffer_size=20_000,
             seed=seed,
+            epoch=epoch,
             min_example_duration=f.min_duration,
             max_example_duration=f.max_duration,
             tps_max=f.tps_max,
         )
-        return run_lhotse_peer([examples], cfg).ranks[0].batches
-
-    out = {}
-    for name, run in (
-        ("lhotse (equal 30x2)", lhotse_batches),
-        ("padless paper mode (equal 30x2)", lambda seed: padless_batches("paper", seed)),
-        ("padless default (optimal 30x2)", lambda seed: padless_batches("default", seed)),
-    ):
-        a, b = run(0), run(1)
-        out[name] = {**order_figures(a, position), "pairs_again_other_seed": pair_recurrence(a, b)}
-    return out
+        return run_lhotse_peer([epochs[epoch]], cfg).ranks[0].batches
+    config = (
+        SamplerConfig.paper(seed=seed, **overrides)
+        if kind == "paper"
+        else SamplerConfig(seed=seed, **overrides)
+    )
+    sampler = DynamicBucketingSampler(
+        ExampleList(epochs[epoch]), plan, DurationBudget(360.0), config
+    )
+    sampler.set_epoch(epoch)
+    return [[e.id for e in b] for b in sampler]
 
 
 def order_figures(batches: list[list[str]], position: dict[str, int]) -> dict[str, float]:
@@ -303,11 +328,15 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def pair_recurrence(a: list[list[str]], b: list[list[str]]) -> float:
-    """Share of consecutive within-batch pairs of run a that share a batch in run b."""
+    """Share of the pairs of examples batched together in run a that are batched together in
+    run b (all pairs of every batch; counted per batch, not enumerated)."""
     batch_of = {i: n for n, batch in enumerate(b) for i in batch}
-    pairs = [pair for batch in a for pair in pairwise(batch)]
-    same = sum(batch_of.get(x, -1) == batch_of.get(y, -2) for x, y in pairs)
-    return round(same / max(1, len(pairs)), 4)
+    same = total = 0
+    for batch in a:
+        groups = Counter(batch_of.get(i, -1 - j) for j, i in enumerate(batch))
+        same += sum(v * (v - 1) // 2 for v in groups.values())
+        total += len(batch) * (len(batch) - 1) // 2
+    return round(same / max(1, total), 4)
 
 
 # ------------------------------------------------------------------------------------- report
@@ -530,26 +559,35 @@ def render(results: dict[str, Any], command: str) -> str:
         lines.append("")
     if "shuffle" in results:
         lines += [
-            "## Randomness kept (real metadata, one rank, 20k buffer, 360 s)",
+            "## Randomness kept (one rank, 360 s)",
             "",
-            "Spearman: rank correlation of an example's input position and its output step "
-            "(1.0: input order kept). Pairs again: share of consecutive batch-mates that share a "
-            "batch again under another sampler seed, same input order.",
+            "Pairs again: share of the pairs of examples batched together in epoch 0 that are "
+            "batched together again in epoch 1 (input order reshuffled by the stream's blocks), "
+            "or in epoch 0 under another sampler seed. Spearman: rank correlation of an "
+            "example's input position and its output step (1.0: input order kept).",
             "",
         ]
-        lines += table(
-            "sampler", "Spearman", "mean displacement (examples)", "pairs again", right=3
-        )
-        for label, r in results["shuffle"].items():
-            lines.append(
-                row(
-                    label,
-                    f"{r['spearman_input_vs_step']:.4f}",
-                    f"{r['mean_displacement_examples']:,.0f}",
-                    pct(r["pairs_again_other_seed"]),
-                )
+        for name, rows in results["shuffle"].items():
+            lines += [f"### {name}", ""]
+            lines += table(
+                "sampler",
+                "pairs again, next epoch",
+                "pairs again, other seed",
+                "Spearman",
+                "mean displacement (examples)",
+                right=4,
             )
-        lines.append("")
+            for label, r in rows.items():
+                lines.append(
+                    row(
+                        label,
+                        pct(r["pairs_again_next_epoch"]),
+                        pct(r["pairs_again_other_seed"]),
+                        f"{r['spearman_input_vs_step']:.3f}",
+                        f"{r['mean_displacement_examples']:,.0f}",
+                    )
+                )
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -601,7 +639,7 @@ def main() -> None:
         elif section == "resume":
             results["resume"] = section_resume(args.canary, work)
         elif section == "shuffle":
-            results["shuffle"] = section_shuffle(args.real, work)
+            results["shuffle"] = section_shuffle(data, work)
         out_json.write_text(json.dumps(results, indent=1) + "\n")
     command = "python bench/bench_sampling_acceptance.py " + " ".join(sys.argv[1:])
     results.setdefault("commands", []).append(command)

@@ -169,3 +169,15 @@ def test_exactly_one_batch_size_option(setup) -> None:
         ],
     )
     assert result.exit_code != 0 and "exactly one" in result.output
+
+
+def test_step_log_agreement_and_spread() -> None:
+    from padless.sampling.bench import StepLog
+
+    log = StepLog()
+    for i in range(20):  # ranks agree on every step but the last two
+        log.add([3, 3] if i < 18 else [3, 4], [10.0, 10.0] if i < 18 else [10.0, 30.0])
+    overall, tenths = log.agreement()
+    assert overall == 0.9 and tenths == [1.0] * 9 + [0.0]
+    spread = log.spread()
+    assert spread["p50"] == 1.0 and spread["mean"] == pytest.approx(1.2)

@@ -75,6 +75,7 @@ MODES = {
     "random-strict-uniform": SamplerConfig.paper(buffer_size=600),
     "sorted-nosync": SamplerConfig(buffer_size=600, sync=False),
     "concurrent": SamplerConfig(buffer_size=600, concurrent=True),
+    "sorted-spread": SamplerConfig(buffer_size=600, spread=1.3),
 }
 
 
@@ -289,6 +290,7 @@ RESUME_MODES = {
         "duration",
     ),
     "nosync-fixed": ("1d", SamplerConfig(buffer_size=400, chunk_size=32, sync=False), "fixed"),
+    "2d-spread": ("2d", SamplerConfig(buffer_size=400, chunk_size=32, spread=1.3), "duration"),
 }
 
 

@@ -197,6 +197,10 @@ def bench_sampler(
     lanes: Annotated[
         int, typer.Option(help="Sorted batching: length lanes per bucket.")
     ] = _SAMPLER.lanes,
+    spread: Annotated[
+        float,
+        typer.Option(help="Sorted batching: a batch is a random subset of spread x its size."),
+    ] = _SAMPLER.spread,
     tokenizer: Annotated[
         Path | None, typer.Option(help="Tokenizer folder, for manifests without num_tokens.")
     ] = None,
@@ -256,6 +260,7 @@ def bench_sampler(
             "sync": sync,
             "concurrent": concurrent,
             "lanes": lanes,
+            "spread": spread,
         }
         if strict is not None:
             overrides["assignment"] = "strict" if strict else "flexible"

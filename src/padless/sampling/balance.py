@@ -328,10 +328,6 @@ class Replay:
         self._stop.set()
         self._thread.join(timeout)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
 
 class ReplayCache:
     """Lane snapshots computed once per key for every sampler of this process."""

@@ -23,7 +23,7 @@ import math
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -334,12 +334,4 @@ def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | No
             "token_padding",
             "mean_batch_size",
         )
-    }
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    v = np.asarray(values, dtype=np.float64)
-    return {
-        p: round(float(np.quantile(v, q)), 4)
-        for p, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
     }

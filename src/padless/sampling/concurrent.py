@@ -218,7 +218,3 @@ class ConcurrentReader:
             timeout -= 0.05
             if timeout <= 0:
                 raise RuntimeError("the sampler's reader thread did not stop (stuck reading?)")
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()

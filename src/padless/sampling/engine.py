@@ -29,7 +29,7 @@ import math
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -256,9 +256,10 @@ class LaneEngine:
         return Batch(list(items), bucket, drawn, full, durs, toks)
 
     def _take_window(self, bucket: int) -> list[Entry]:
-        """Lanes of the bucket from the lane of a uniformly random member, upwards then
-        downwards, oldest first within each lane, until the policy's batch is full."""
-        buffer = self.buffer
+        """A window of the bucket's lanes, from the lane of a uniformly random member upwards
+        then downwards, oldest first within each lane, holding ``spread`` times the policy's
+        batch; a random part of it (the excess) goes back to its lanes, the rest is the batch."""
+        buffer, policy = self.buffer, self.policy
         lanes = buffer.lanes
         base = bucket * lanes
         lists = buffer.lists[base : base + lanes]
@@ -266,20 +267,56 @@ class LaneEngine:
         cum = list(accumulate(map(len, lists)))
         start = bisect_right(cum, int(self.rng.random() * cum[-1]))
         order = self._orders[start]
-        k = self.policy.size(bucket)
+        k = policy.size(bucket)
         if k is None:
-            costs = map(_COST_OF, chain.from_iterable(map(lists.__getitem__, order)))
-            k = self.policy.take(bucket, costs)
-        entries: list[Entry] = []
+            k = policy.take(
+                bucket, map(_COST_OF, chain.from_iterable(map(lists.__getitem__, order)))
+            )
+        want = max(k, math.ceil(self.config.spread * k))
+        window: list[Entry] = []
+        visited: list[tuple[int, int]] = []  # (lane, entries taken from it), in window order
         for j in order:
             lst = lists[j]
-            n = min(len(lst), k - len(entries))
-            entries += lst[:n]
+            n = min(len(lst), want - len(window))
+            window += lst[:n]
             del lst[:n]
-            if len(entries) == k:
+            visited.append((j, n))
+            if len(window) == want:
                 break
-        buffer.removed(bucket, len(entries), sum(map(_COST_OF, entries)))
-        return entries
+        if len(window) > k:
+            # Leave out a random excess; the rest keeps window order, and the policy cuts it
+            # again since leaving out can raise the batch's longest example.
+            n, rand = len(window), self.rng.random
+            left_out: set[int] = set()
+            while len(left_out) < n - k:
+                left_out.add(int(rand() * n))
+            out = sorted(left_out)
+            kept = list(chain.from_iterable(range(a + 1, b) for a, b in pairwise([-1, *out, n])))
+            if not policy.holds(bucket, [window[i][COST] for i in kept]):
+                k = max(1, policy.take(bucket, (window[i][COST] for i in kept)))
+                out = sorted(out + kept[k:])
+                kept = kept[:k]
+            self._put_back(lists, visited, window, out)
+            window = [window[i] for i in kept]
+        buffer.removed(bucket, len(window), sum(map(_COST_OF, window)))
+        return window
+
+    @staticmethod
+    def _put_back(
+        lists: list[list[Entry]],
+        visited: list[tuple[int, int]],
+        window: list[Entry],
+        back: list[int],
+    ) -> None:
+        """Return window entries ``back`` (ascending) to the front of the lanes they came from,
+        in their old order."""
+        bounds = list(accumulate(n for _, n in visited))
+        by_lane: dict[int, list[Entry]] = {}
+        for i in back:
+            j = visited[bisect_right(bounds, i)][0]
+            by_lane.setdefault(j, []).append(window[i])
+        for j, entries in by_lane.items():
+            lists[j][0:0] = entries
 
     def _take_random(self, bucket: int) -> list[Entry]:
         """lhotse's batch: entries in random order until the policy's batch is full. Each

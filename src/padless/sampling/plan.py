@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -71,10 +71,6 @@ class Bucket:
     sample_tokens: int = 0  # their total tokens
     duration_quantiles: tuple[float, ...] = ()  # NUM_QUANTILES levels of their durations
     token_quantiles: tuple[float, ...] = ()
-
-    @property
-    def mean_duration(self) -> float:
-        return self.sample_duration / self.sample_count if self.sample_count else 0.0
 
 
 @dataclass(frozen=True)
@@ -330,12 +326,6 @@ def expected_padding(
         "audio": round(1.0 - float(dur[ok].sum()) / float(max_d.sum()), 5),
         "token": round(1.0 - float(tok[ok].sum()) / float(max_t.sum()), 5),
     }
-
-
-def bucket_shares(plan: BucketPlan) -> Sequence[float]:
-    """Each bucket's share of the sample's cumulative duration."""
-    d = np.array([b.sample_duration for b in plan.buckets])
-    return (d / d.sum()).tolist() if d.sum() > 0 else [0.0] * len(d)
 
 
 def plan_from_examples(

@@ -10,6 +10,7 @@ Each policy is a small class with the same operations:
   the same for one bucket (the per-step hot path, plain Python).
 - ``take(bucket, costs)``: given candidate costs of a bucket in the order the batch is formed
   (any iterable; consumed lazily), how many leading candidates form the batch.
+  ``holds(bucket, costs)``: whether one batch holds all of them (C-level, no loop).
   ``size(bucket)``: the batch size when it does not depend on the candidates, else None.
 - ``expected_batch_size(plan)``: the mean batch size in each bucket, from the plan's sample;
   the synchronized bucket choice weighs buckets by their expected batch inflow with it.
@@ -46,6 +47,8 @@ class BatchPolicy(Protocol):
     def is_ready(self, bucket: int, count: int, cost_sum: int) -> bool: ...
 
     def take(self, bucket: int, costs: Iterable[int]) -> int: ...
+
+    def holds(self, bucket: int, costs: Sequence[int]) -> bool: ...
 
     def size(self, bucket: int) -> int | None: ...
 
@@ -110,6 +113,9 @@ class DurationBudget:
             n += 1
         return n
 
+    def holds(self, bucket: int, costs: Sequence[int]) -> bool:
+        return not costs or len(costs) * max(costs) <= self.budget
+
     def size(self, bucket: int) -> int | None:
         return None
 
@@ -172,6 +178,9 @@ class FixedBatchSize:
 
     def take(self, bucket: int, costs: Iterable[int]) -> int:
         return sum(1 for _ in zip(range(self.batch_size), costs, strict=False))
+
+    def holds(self, bucket: int, costs: Sequence[int]) -> bool:
+        return len(costs) <= self.batch_size
 
     def size(self, bucket: int) -> int | None:
         return self.batch_size
@@ -259,6 +268,9 @@ class BucketBatchSizes:
 
     def take(self, bucket: int, costs: Iterable[int]) -> int:
         return sum(1 for _ in zip(range(self.batch_sizes[bucket]), costs, strict=False))
+
+    def holds(self, bucket: int, costs: Sequence[int]) -> bool:
+        return len(costs) <= self.batch_sizes[bucket]
 
     def size(self, bucket: int) -> int | None:
         return self.batch_sizes[bucket]
