@@ -174,7 +174,63 @@ def section_speed(canary: str, work: Path, reps: int) -> dict[str, Any]:
     for _ in range(reps):
         runs.append(slim(bench(*base, "--compare", "lhotse", "--no-lhotse-rss", "--json")))
         runs.append(slim(bench(*base, "--paper", "--json")))
-    return {"runs": runs}
+    return {"runs": runs, "cpu": cpu_time_ab(canary, plan, reps + 1)}
+
+
+def cpu_time_ab(manifest: str, plan_path: str, reps: int) -> dict[str, Any]:
+    """Examples per CPU second of padless and of lhotse's DynamicBucketingSampler, alternating
+    in one process on the same examples (CPU time is less disturbed by other jobs than wall
+    time). lhotse gets MonoCuts with a minimal Recording, built before timing."""
+    from lhotse import CutSet, MonoCut, Recording
+    from lhotse.dataset.sampling.dynamic_bucketing import DynamicBucketingSampler as LhotseSampler
+
+    from padless.data.stream import ExampleStream
+    from padless.sampling.config import SamplerConfig
+    from padless.sampling.plan import BucketPlan
+    from padless.sampling.policies import DurationBudget
+    from padless.sampling.sampler import DynamicBucketingSampler
+    from padless.sampling.sources import ExampleList
+
+    plan = BucketPlan.load(plan_path)
+    f = plan.filters
+    examples = [
+        e
+        for e in ExampleStream([manifest], shuffle=True, seed=0, require_text=False).open(0)
+        if f.min_duration <= e.duration <= f.max_duration and e.num_tokens / e.duration <= f.tps_max
+    ]
+    recording = Recording(
+        id="r", sources=[], sampling_rate=16000, num_samples=16000 * 100, duration=100.0
+    )
+    cuts = CutSet.from_cuts(
+        [
+            MonoCut(id=e.id, start=0.0, duration=e.duration, channel=0, recording=recording)
+            for e in examples
+        ]
+    )
+    edges = [float(x) for x in plan.duration_edges[:-1]]
+
+    def ours(config: SamplerConfig) -> float:
+        sampler = DynamicBucketingSampler(
+            ExampleList(examples), plan, DurationBudget(360.0), config
+        )
+        t0 = time.process_time()
+        n = sum(len(b) for b in sampler)
+        return n / (time.process_time() - t0)
+
+    def theirs() -> float:
+        sampler = LhotseSampler(
+            cuts, max_duration=360.0, duration_bins=edges, buffer_size=20_000, shuffle=True, seed=0
+        )
+        t0 = time.process_time()
+        n = sum(len(b) for b in sampler)
+        return n / (time.process_time() - t0)
+
+    out: dict[str, list[float]] = {"padless default": [], "padless paper mode": [], "lhotse": []}
+    for _ in range(reps):
+        out["padless default"].append(round(ours(SamplerConfig(buffer_size=20_000))))
+        out["padless paper mode"].append(round(ours(SamplerConfig.paper(buffer_size=20_000))))
+        out["lhotse"].append(round(theirs()))
+    return {"examples": len(examples), **out}
 
 
 def section_first_batch(canary: str, work: Path, reps: int) -> dict[str, Any]:
@@ -494,9 +550,10 @@ def render(results: dict[str, Any], command: str) -> str:
         lines.append("")
     if "speed" in results:
         lines += [
-            "## Throughput (1D 30 buckets, 360 s, 1M Canary-like examples in memory, one rank)",
+            "## Throughput (1D 30 buckets, 360 s, 20k buffer, 1M Canary-like examples in memory)",
             "",
-            "Wall time inside the samplers (lhotse's cut conversion excluded), side by side.",
+            "Wall time inside the samplers, side by side in one `bench-sampler --compare lhotse` "
+            "run (lhotse's cut conversion excluded):",
             "",
         ]
         lines += table("run", "padless examples/s", "lhotse examples/s", "ratio", right=3)
@@ -514,6 +571,27 @@ def render(results: dict[str, Any], command: str) -> str:
                 )
             else:
                 lines.append(row(f"{n}: padless paper mode", f"{r['examples_per_s']:,.0f}", "", ""))
+        cpu = results["speed"].get("cpu")
+        if cpu:
+            lhotse_median = float(np.median(cpu["lhotse"]))
+            lines += [
+                "",
+                f"Examples per CPU second, alternating in one process ({cpu['examples']:,} "
+                "examples after filters; `cpu_time_ab`):",
+                "",
+            ]
+            lines += table("sampler", "runs", "median", "vs lhotse", right=3)
+            for label in ("padless default", "padless paper mode", "lhotse"):
+                vals = cpu[label]
+                median = float(np.median(vals))
+                lines.append(
+                    row(
+                        label,
+                        ", ".join(f"{v:,}" for v in vals),
+                        f"{median:,.0f}",
+                        f"{median / lhotse_median:.1f}x",
+                    )
+                )
         lines.append("")
     if "first-batch" in results:
         lines += ["## Time to first batch (1M streamed manifest, 20k buffer, 10% start fill)", ""]
