@@ -511,3 +511,37 @@ def test_works_as_a_dataloader_sampler(examples, plan_1d) -> None:
     loader = torch.utils.data.DataLoader(Lengths(), batch_size=None, sampler=sampler)
     sizes = [len(t) for t in loader]
     assert sum(sizes) == len(_kept(examples[:800], plan_1d)) and max(sizes) == 10
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    mode=st.sampled_from(sorted(RESUME_MODES)),
+    world_size=st.integers(1, 3),
+    rank_seed=st.integers(0, 2),
+    fraction=st.floats(0.0, 1.0),
+)
+def test_resume_property(examples, plan_1d, plan_2d, mode, world_size, rank_seed, fraction) -> None:
+    """Resume at an arbitrary step of an arbitrary rank and mode: the same remaining batches."""
+    plan_name, config, policy_name = RESUME_MODES[mode]
+    plan = plan_1d if plan_name == "1d" else plan_2d
+    policy = _policy(policy_name, plan)
+    rank = rank_seed % world_size
+
+    def make() -> DynamicBucketingSampler:
+        source = ExampleList(examples[:900], shuffle=True, seed=3)
+        return DynamicBucketingSampler(
+            source, plan, policy, config, rank=rank, world_size=world_size
+        )
+
+    reference = _ids(make())
+    k = int(fraction * len(reference))
+    sampler = make()
+    it = iter(sampler)
+    head = [[e.id for e in next(it)] for _ in range(k)]
+    state = json.loads(json.dumps(sampler.state_dict()))
+    sampler.close()
+    fresh = make()
+    fresh.load_state_dict(state)
+    assert head + _ids(fresh) == reference

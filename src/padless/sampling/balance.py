@@ -10,8 +10,9 @@ agreement near the end of an epoch). padless fixes both from one piece of shared
   engines over their metadata (same code, seeds and data as those ranks) up to the step their
   stream runs out, and keeps a `LaneSnapshot` there: the lengths of what is left in the
   buffer and the RNG states, not the examples. Cost: every rank reads every rank's metadata
-  once per epoch, ``(W-1)/W`` of the dataset's metadata (~5 s per million examples on one
-  core here), overlapped with training; memory: ``W`` buffers of lengths at the epoch's end.
+  once per epoch, ``(W-1)/W`` of the dataset's metadata (a lane costs what the rank's own
+  pass costs: a few seconds per million streamed examples on one core), overlapped with
+  training; memory: ``W`` buffers of lengths at the epoch's end.
 - **Joint drain.** When its own stream runs out, a rank continues every lane (its own with
   the real examples, the others from their snapshots) to the step ``S*`` where the last rank's
   stream ran out. There every rank knows what every lane holds, and all lanes drain together,

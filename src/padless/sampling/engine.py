@@ -5,18 +5,21 @@ Each step (``next_batch``):
 1. **refill**: read chunks until the buffer holds its target for this step. The target starts
    at ``start_fill`` of the buffer (10%: the first batch comes after ~2k examples, not 20k) and
    grows linearly to the full buffer over ``ramp_steps`` steps. The target depends on the step
-   only, never on timing, so in-line and concurrent reading give identical batches.
+   only, never on timing, so in-line and concurrent reading give identical batches. When no
+   bucket holds a full batch (a buffer too small for the policy), reading goes on until one
+   does, so partial batches come only once the data has run out.
 2. **choose** a bucket: ready buckets hold a full batch under the policy; once the stream is
    exhausted any non-empty bucket is ready (the epoch's partial batches). `BucketChooser`
    draws (shared across ranks with sync) and falls back to the nearest ready bucket.
 3. **form** the batch from the bucket's members:
-   - ``random`` (the paper's): a random permutation, cut by the policy;
+   - ``random`` (the paper's): members in random order, cut by the policy;
    - ``sorted`` (default): each bucket's examples sit in ``lanes`` lists by output length
      (`padless.sampling.buffer`); the batch starts in the lane of a uniformly random member
      and takes lanes upwards, then downwards, oldest first within a lane, until the policy's
-     batch is full. The batch holds neighbours in output length, which removes most token
-     padding (2D bins alone leave ~25%), while every member is equally likely to start a
-     batch and no example waits behind newer ones of its lane.
+     batch is full (with ``spread > 1`` it takes that many times more and leaves a random
+     excess in the buffer). The batch holds neighbours in output length, which removes most
+     token padding, while every member is equally likely to start a batch and no example
+     waits behind newer ones of its lane.
 
 The engine is also what `padless.sampling.balance` runs for the other ranks to count their
 batches; both must make identical decisions, so everything random comes from RNGs seeded by

@@ -28,7 +28,9 @@ What it guarantees (tests in tests/sampling):
   ranks, and every rank yields the same number of batches (`padless.sampling.balance`); the
   only examples dropped are counted (``dropped``);
 - with ``sync`` every rank draws the same bucket at every step and takes it wherever it holds a
-  full batch, else the nearest bucket that does (`padless.sampling.sync`);
+  full batch, else the nearest bucket that does (`padless.sampling.sync`); once every rank's
+  data has run out, the ranks drain their buffers jointly, in the same bucket at every step but
+  a few (`padless.sampling.balance`);
 - batch limits of the policy hold for every batch;
 - ``state_dict()`` / ``load_state_dict()`` resume with exactly the batches an uninterrupted run
   would have yielded, in every mode, in time that depends on the buffer size only;
