@@ -12,8 +12,9 @@ step, with statistics computed from the batches actually yielded.
   part of it spent inside the data layer reading and parsing manifests (in line reading only);
   ``examples_per_s`` = examples / (sampler_s - read_s), the sampler's own throughput, which is
   what the lhotse peer reports too (its cuts are in memory); ``end_to_end_examples_per_s``
-  includes reading. ``first_batch_s``: the slowest rank's time from ``iter()`` to its first
-  batch. ``peak_rss_mb``: this process's peak resident memory (`peak_rss_mb`).
+  includes reading. ``first_batch_s``: the slowest rank's own time in ``iter()`` and ``next()``
+  until its first batch (ranks in one process share the CPU, so with several ranks this is
+  pessimistic). ``peak_rss_mb``: this process's peak resident memory (`peak_rss_mb`).
 """
 
 from __future__ import annotations
@@ -170,12 +171,12 @@ def run_samplers(
         for s in samplers:
             s.set_epoch(epoch)
         iters = []
-        started = []
+        waited = []  # each rank's own time in iter() and next() until its first batch
         for s in samplers:
             t0 = time.perf_counter()
             iters.append(iter(s))
-            sampler_s += time.perf_counter() - t0
-            started.append(t0)
+            waited.append(time.perf_counter() - t0)
+            sampler_s += waited[-1]
         first: list[float | None] = [None] * world_size
         live = [True] * world_size
         step = 0
@@ -186,6 +187,7 @@ def run_samplers(
                 for r in range(world_size):
                     if live[r]:
                         read_s += samplers[r].read_seconds
+                        internal.merge(samplers[r].stats)  # the new sampler counts from here
                     state = json.dumps(samplers[r].state_dict())
                     sizes.append(len(state))
                     samplers[r].close()
@@ -206,6 +208,8 @@ def run_samplers(
                 batch = next(iters[r], None)
                 now = time.perf_counter()
                 sampler_s += now - t0
+                if first[r] is None:
+                    waited[r] += now - t0
                 if batch is None:
                     live[r] = False
                     read_s += samplers[r].read_seconds
@@ -213,7 +217,7 @@ def run_samplers(
                     internal.merge(samplers[r].stats)
                     continue
                 if first[r] is None:
-                    first[r] = now - started[r]
+                    first[r] = waited[r]
                 info = samplers[r].last_batch
                 assert info is not None and info.items is batch
                 durations = [e.duration for e in batch]
