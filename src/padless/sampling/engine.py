@@ -106,8 +106,11 @@ def buffer_size(plan: BucketPlan, policy: BatchPolicy, config: SamplerConfig) ->
 
 
 def inflow_weights(plan: BucketPlan, policy: BatchPolicy) -> np.ndarray:
-    """Expected batches flowing into each bucket per example read: occupancy / E[batch size]."""
-    return plan.occupancy / np.maximum(policy.expected_batch_size(plan), 1.0)
+    """Expected batches flowing into each bucket per example read: occupancy / E[batch size].
+    A bucket the plan's sample left (nearly) empty still gets 1% of the mean weight, so
+    examples that land there anyway are drawn before the end of the epoch."""
+    w = plan.occupancy / np.maximum(policy.expected_batch_size(plan), 1.0)
+    return np.maximum(w, 0.01 * w.mean())
 
 
 class LaneEngine:
