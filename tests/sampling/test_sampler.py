@@ -76,6 +76,7 @@ MODES = {
     "sorted-nosync": SamplerConfig(buffer_size=600, sync=False),
     "concurrent": SamplerConfig(buffer_size=600, concurrent=True),
     "sorted-spread": SamplerConfig(buffer_size=600, spread=1.3),
+    "separate-drains": SamplerConfig(buffer_size=600, joint_drain_tolerance=0.0),
 }
 
 

@@ -19,7 +19,9 @@ agreement near the end of an epoch). padless fixes both from one piece of shared
   bucket by bucket: bucket ``b`` gets ``m(b)`` steps, the most batches any lane needs for its
   content of ``b``; the steps are shuffled with the shared RNG; each lane cuts its content of
   ``b`` into exactly ``m(b)`` batches (halving its largest ones where it holds less than
-  others), so at every step every lane uses the same bucket, and all lanes end together. A lane
+  others), so at every step every lane uses the same bucket, and all lanes end together. When
+  that takes more than ``joint_drain_tolerance`` (50%) more steps than draining separately
+  (ranks whose remaining data differ a lot), the lanes drain separately instead. A lane
   with fewer examples of ``b`` than ``m(b)`` fills the missing steps with pieces split off its
   largest batches of other buckets: the only steps where ranks disagree. The price: some drain
   batches are smaller than the policy allows (~7% fewer examples per drain batch with 8 ranks
@@ -36,6 +38,7 @@ agreement near the end of an epoch). padless fixes both from one piece of shared
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,10 +93,12 @@ def plan_drain(
     shadow: Callable[[LaneSnapshot], LaneEngine],
     *,
     joint: bool,
+    tolerance: float = 0.5,
 ) -> DrainPlan:
     """This rank's batches to the end of the epoch; ``own`` has just run out of data (see the
-    module docstring). Every rank computes the same counts and, with ``joint``, the same
-    bucket sequence."""
+    module docstring). Every rank computes the same counts and the same choice between the
+    joint drain and separate drains: joint (with ``joint``) unless it takes more than
+    ``tolerance`` more steps than draining separately (ranks whose data differ a lot)."""
     lanes = {own.rank: own} | {r: shadow(snap) for r, snap in others.items()}
     ranks = sorted(lanes)
     start = {r: lanes[r].step for r in ranks}
@@ -104,18 +109,19 @@ def plan_drain(
         eng = lanes[r]
         while eng.step < joint_from and (batch := eng.next_batch()) is not None:
             head[r].append(batch)
+    at_s = {r: lanes[r].snapshot() for r in ranks}  # lengths only: what every rank can know
+    separate = {r: start[r] + len(head[r]) + len(shadow(at_s[r]).drain()) for r in ranks}
+    counts = {r: LaneCount(separate[r], capacity[r]) for r in ranks}
+    target = target_count(list(counts.values()))
     if joint and all(lanes[r].step == joint_from for r in ranks):
-        steps = _joint_steps(lanes, own)
-        if steps is not None:  # every lane can fill every step
+        steps = _joint_steps({r: shadow(at_s[r]) for r in ranks}, own)
+        if steps is not None and len(steps.buckets) <= (1 + tolerance) * (target - joint_from):
             mine = head[own.rank] + _joint_batches(own, steps)
             total = joint_from + len(steps.buckets)
-            counts = {r: LaneCount(total, capacity[r]) for r in ranks}
-            return DrainPlan(mine, [], counts, total, joint_from)
+            joint_counts = {r: LaneCount(total, capacity[r]) for r in ranks}
+            return DrainPlan(mine, [], joint_counts, total, joint_from)
     # Each lane drains on its own; counts are equalized by splitting the last batches.
-    out = {r: head[r] + lanes[r].drain() for r in ranks}
-    counts = {r: LaneCount(start[r] + len(out[r]), capacity[r]) for r in ranks}
-    target = target_count(list(counts.values()))
-    mine = out[own.rank]
+    mine = head[own.rank] + own.drain()
     outputs = target - start[own.rank]
     if outputs < 0:
         raise RuntimeError(
@@ -165,30 +171,28 @@ def _greedy_groups(policy: BatchPolicy, bucket: int, entries: list[Entry]) -> li
 
 class _JointSteps(NamedTuple):
     buckets: list[int]  # the bucket of every joint step, shared by all lanes
-    orders: dict[int, list[Entry]]  # own lane: each bucket's entries in drain order
     groups: dict[int, int]  # batches per bucket, m(b)
 
 
 def _joint_steps(lanes: Mapping[int, LaneEngine], own: LaneEngine) -> _JointSteps | None:
-    """The joint drain's bucket sequence: bucket b gets m(b) steps, the most batches any lane
-    needs for its content of b; the steps are shuffled with the shared RNG. None when some
-    lane holds fewer examples than there are steps."""
+    """The joint drain's bucket sequence, from every lane's shadow at S*: bucket b gets m(b)
+    steps, the most batches any lane needs for its content of b; the steps are shuffled with
+    a copy of the shared RNG. None when some lane holds fewer examples than there are steps."""
     policy = own.policy
     need = np.zeros(len(own.plan), dtype=np.int64)
-    orders: dict[int, list[Entry]] = {}
     for r in sorted(lanes):
         eng = lanes[r]
         for b in np.flatnonzero(eng.buffer.counts).tolist():
-            order = _drain_order(eng, b)  # consumes lane r's RNG the same way on every rank
-            if r == own.rank:
-                orders[b] = order
+            order = _drain_order(eng, b)  # consumes lane r's RNG as the lane itself will
             need[b] = max(need[b], len(_greedy_groups(policy, b, order)))
     total = int(need.sum())
     if any(lanes[r].buffer.size < total for r in lanes):
         return None
     sequence = [b for b in range(len(need)) for _ in range(int(need[b]))]
-    own.chooser.rng.shuffle(sequence)  # shared seed, same state on every rank at S*
-    return _JointSteps(sequence, orders, {b: int(need[b]) for b in range(len(need)) if need[b]})
+    rng = random.Random()
+    rng.setstate(own.chooser.rng.getstate())  # shared seed, same state on every rank at S*
+    rng.shuffle(sequence)
+    return _JointSteps(sequence, {b: int(need[b]) for b in range(len(need)) if need[b]})
 
 
 def _joint_batches(own: LaneEngine, steps: _JointSteps) -> list[Batch]:
@@ -196,9 +200,11 @@ def _joint_batches(own: LaneEngine, steps: _JointSteps) -> list[Batch]:
     where it has fewer examples in b than steps, a piece split off its largest batch elsewhere
     fills the step (the only steps where lanes disagree)."""
     policy = own.policy
+    # This lane's content in drain order, consuming its RNG exactly as its shadow did.
+    orders = {b: _drain_order(own, b) for b in np.flatnonzero(own.buffer.counts).tolist()}
     groups: dict[int, list[list[Entry]]] = {}
     for b, m in steps.groups.items():
-        order = steps.orders.get(b, [])
+        order = orders.get(b, [])
         g = _greedy_groups(policy, b, order)
         while len(g) < min(m, len(order)):  # more, smaller batches: halve the largest
             j = max(range(len(g)), key=lambda i: len(g[i]))

@@ -97,6 +97,10 @@ class SamplerConfig:
     queue_chunks: int | None = None
     #: Finite mode with several ranks: equalize batch counts across ranks (see `balance`).
     balance_ranks: bool = True
+    #: With ``sync``: drain the ranks' buffers jointly (same bucket at every step) unless that
+    #: takes more than this fraction more steps than draining separately (ranks whose data
+    #: differ a lot need many split batches to stay aligned).
+    joint_drain_tolerance: float = 0.5
     #: Recent batches remembered so `state_dict(consumed_steps=...)` can rewind over batches a
     #: DataLoader prefetched but the training loop did not consume.
     resume_lookback: int = 64
@@ -122,6 +126,10 @@ class SamplerConfig:
             raise ValueError("ramp_steps, resume_lookback must be >= 0 and chunk_size >= 1")
         if self.lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {self.lanes}")
+        if not self.joint_drain_tolerance >= 0.0:
+            raise ValueError(
+                f"joint_drain_tolerance must be >= 0, got {self.joint_drain_tolerance}"
+            )
         if not self.spread >= 1.0:
             raise ValueError(f"spread must be >= 1, got {self.spread}")
 

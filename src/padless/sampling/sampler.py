@@ -280,8 +280,13 @@ class _EpochRun:
         """This rank's data ran out: plan the rest of the epoch with every other rank's lane
         (`padless.sampling.balance`)."""
         assert self.replay is not None
+        cfg = self.owner.config
         plan = plan_drain(
-            self.engine, self.replay.result(), self._shadow, joint=self.owner.config.sync
+            self.engine,
+            self.replay.result(),
+            self._shadow,
+            joint=cfg.sync,
+            tolerance=cfg.joint_drain_tolerance,
         )
         self.lane_counts = plan.counts
         for batch in plan.dropped:
