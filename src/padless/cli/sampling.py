@@ -42,7 +42,7 @@ def plan(
     num_buckets: Annotated[int, typer.Option(help="Duration bins.")] = _PLAN.num_buckets,
     num_subbuckets: Annotated[
         int, typer.Option(help="Token sub-bins per duration bin (1: 1D).")
-    ] = 1,
+    ] = _PLAN.num_subbuckets,
     bins: Annotated[
         str, typer.Option(help="Edge estimator: equal-duration | optimal.")
     ] = _PLAN.bins,

@@ -199,15 +199,14 @@ class DynamicBucketingSampler:
         return "|".join(str(h[k]) for k in ("plan", "config", "policy", "world_size"))
 
     def _header(self) -> dict[str, Any]:
+        # Settings that change when reading happens or what is remembered, not the batches.
         cfg = asdict(replace(self.config, concurrent=False, queue_chunks=None, resume_lookback=0))
-        digest = hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[
-            :16
-        ]
+        digest = hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
         return {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
             "plan": self.plan.fingerprint(),
-            "config": digest,
+            "config": digest[:16],
             "policy": json.dumps(self.policy.describe(), sort_keys=True),
             "rank": self.rank,
             "world_size": self.world_size,
