@@ -23,14 +23,18 @@ def plot_plan(plan: BucketPlan, durations: np.ndarray, tokens: np.ndarray, out: 
     )
     top_t = float(np.quantile(tokens, 0.999)) * 1.1 if len(tokens) else 1.0
     top_d = float(plan.duration_edges[-1])
-    ax.hist2d(
+    # Empty cells stay light grey so the bucket outlines read against them too.
+    ax.set_facecolor("#ececec")
+    *_, image = ax.hist2d(
         durations,
         tokens,
         bins=(200, 200),
         range=((0.0, top_d), (0.0, top_t)),
         norm=LogNorm(),
         cmap="viridis",
+        cmin=1,
     )
+    fig.colorbar(image, ax=ax, label="sampled examples per cell", pad=0.01)
     for b in plan.buckets:
         lo_t = 0.0 if b.min_tokens is None else float(b.min_tokens)
         hi_t = top_t if b.max_tokens is None or not plan.is_2d else float(b.max_tokens)
@@ -40,8 +44,8 @@ def plot_plan(plan: BucketPlan, durations: np.ndarray, tokens: np.ndarray, out: 
                 b.max_duration - b.min_duration,
                 min(hi_t, top_t) - lo_t,
                 fill=False,
-                edgecolor="white",
-                linewidth=0.6,
+                edgecolor="crimson",
+                linewidth=0.9,
             )
         )
     ax.set_xlabel("duration (s)")
