@@ -15,14 +15,10 @@ Writes ``bench/results/<date>-corpus.md``.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +29,9 @@ from padless.data.corpus.espeak import Espeak
 from padless.data.corpus.plan import plan_utterance
 from padless.data.corpus.synth import encode_flac
 from padless.data.corpus.writer import CorpusSummary, synthesize_corpus
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
 
 
 def end_to_end(config: CorpusConfig, workers: int, rounds: int) -> list[CorpusSummary]:
@@ -74,23 +73,12 @@ def stages(config: CorpusConfig, count: int) -> dict[str, tuple[float, float]]:
     }
 
 
-def machine() -> str:
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    cpu = platform.processor()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    usable = len(os.sched_getaffinity(0))
-    return f"{uname}\nCPU: {cpu}; {os.cpu_count()} cores visible, {usable} usable"
-
-
 def main(
     hours: Annotated[float, typer.Option(help="Corpus size for the end-to-end run.")] = 0.6,
     workers: Annotated[int, typer.Option(help="Synthesis processes.")] = 2,
     rounds: Annotated[int, typer.Option(help="End-to-end repetitions.")] = 2,
     stage_count: Annotated[int, typer.Option("--stages", help="Utterances for stages.")] = 200,
-    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = Path("bench/results"),
+    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = RESULTS,
 ) -> None:
     config = CorpusConfig(hours=hours)
     load = os.getloadavg()
@@ -98,9 +86,9 @@ def main(
     parts = stages(config, stage_count)
 
     lines = [
-        f"# Corpus synthesis speed ({dt.date.today().isoformat()})",
+        f"# Corpus synthesis speed ({today()})",
         "",
-        f"Command: `python {' '.join(sys.argv)}`",
+        f"Command: `{command()}`",
         "",
         f"Config: {config}",
         "",
@@ -129,28 +117,9 @@ def main(
         "",
         f"Forked / in-process espeak-ng time: {forked / direct:.2f}x.",
         "",
-        "## Environment",
-        "",
-        f"Load average before the run (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
-        "",
-        "Versions: python " + platform.python_version() + ", "
-        + ", ".join(
-            f"{p} {version(p)}"
-            for p in ("padless", "espeakng-loader", "num2words", "soxr", "soundfile", "numpy")
-        ),
-        "",
-        "Machine:",
-        "",
-        "```",
-        machine(),
-        "```",
-        "",
-    ]  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = out_dir / f"{dt.date.today().isoformat()}-corpus.md"
-    record.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"-> {record}")
+        environment("espeakng-loader", "num2words", "soxr", "soundfile", "numpy", load_before=load),
+    ]
+    write_record("corpus", "\n".join(lines), out_dir)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ first comparison. The sampling engine's acceptance records are its own.
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import subprocess
 import sys
 import time
@@ -44,7 +42,11 @@ from padless.sampling.lhotse_peer import (
     run_lhotse_peer,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
+
+#: Packages the record lists: the peer runs lhotse, which leans on numpy and torch.
+PACKAGES = ("numpy", "torch", "lhotse")
 
 
 def read_examples(path: Path, limit: int | None) -> list[Example]:
@@ -106,31 +108,6 @@ def agreement_by_tenth(result: LhotsePeerResult) -> list[float]:
     return [float(part.mean()) for part in np.array_split(same, 10)]
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    import os
-
-    import lhotse
-    import torch
-
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
-    return (
-        f"- machine: `{' '.join(platform.uname())}`\n- CPU: {cpu}, {os.cpu_count()} cores "
-        "(shared with other jobs)\n"
-        f"- python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}"
-        f", lhotse {lhotse.__version__}, padless commit {commit}\n"
-    )
-
-
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
 
@@ -141,7 +118,7 @@ def alone(
     world_size: int = typer.Option(8, help="Ranks for the synchronised-bucket agreement run."),
     buffer_size: int = typer.Option(20_000, help="Examples in each sampler's buffer."),
     sample_size: int = typer.Option(100_000, help="Random sample the given bins come from."),
-    out_dir: Path = typer.Option(REPO / "bench" / "results", help="Where the record goes."),
+    out_dir: Path = typer.Option(RESULTS, help="Where the record goes."),
 ) -> None:
     """Measure lhotse's DynamicBucketingSampler through the padless peer; write a record."""
     from rich.console import Console
@@ -205,12 +182,9 @@ def alone(
         report = measure_lhotse_peer_rss([examples], configs[name])
         rss[name] = report
 
-    date = dt.date.today().isoformat()
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     text = [
-        f"# lhotse peer: DynamicBucketingSampler on {len(examples):,} examples ({date})\n",
-        f"Command: `{command}`\n",
-        machine(),
+        f"# lhotse peer: DynamicBucketingSampler on {len(examples):,} examples ({today()})\n",
+        f"Command: `{command()}`\n",
         f"Manifest: `{manifest}` ({len(examples):,} examples, mean duration {d.mean():.2f} s). "
         f"Given bins: equal cumulative duration on a random {len(pick):,} sample; 2D token "
         f"sub-bins equal cumulative tokens, TPS <= 25 sample. Buffer {buffer_size:,}, shuffle, "
@@ -242,11 +216,9 @@ def alone(
             for name, r in rss.items()
         ),
         "",
+        environment(*PACKAGES),
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{date}-lhotse-peer.md"
-    out.write_text("\n".join(text))
-    console.log(f"wrote {out}")
+    write_record("lhotse-peer", "\n".join(text), out_dir)
 
 
 SIDE_KEYS = (
@@ -265,7 +237,7 @@ SIDE_KEYS = (
 def side_by_side(
     case: list[str] = typer.Option(..., help="NAME=MANIFEST:PLAN, repeatable."),
     world_size: int = typer.Option(8, help="Ranks of the multi-rank run."),
-    out_dir: Path = typer.Option(REPO / "bench" / "results", help="Where the record goes."),
+    out_dir: Path = typer.Option(RESULTS, help="Where the record goes."),
 ) -> None:
     """Run padless bench-sampler --compare lhotse per case; write a record."""
     import json
@@ -310,11 +282,9 @@ def side_by_side(
                     + " ".join(f"{x:.0%}" for x in peer["rank_agreement_by_tenth"])
                     + " |"
                 )
-    date = dt.date.today().isoformat()
     text = [
-        f"# padless sampler vs lhotse 1.33, side by side ({date})\n",
-        "Command: `python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) + "`\n",
-        machine(),
+        f"# padless sampler vs lhotse 1.33, side by side ({today()})\n",
+        f"Command: `{command()}`\n",
         "Runs (each prints one JSON object; lhotse's figures are its `lhotse` key):\n",
         *(f"- `{c}`" for c in commands),
         "",
@@ -335,11 +305,9 @@ def side_by_side(
         "|---|---|---|---|",
         *tenths,
         "",
+        environment(*PACKAGES),
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{date}-lhotse-side-by-side.md"
-    path.write_text("\n".join(text))
-    console.log(f"wrote {path}")
+    write_record("lhotse-side-by-side", "\n".join(text), out_dir)
 
 
 if __name__ == "__main__":

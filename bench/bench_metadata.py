@@ -27,11 +27,7 @@ Writes ``bench/results/<date>-metadata-throughput.md``.
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +48,9 @@ from padless.data.shards import (
 )
 from padless.data.stream import ExampleStream, StreamConfig, read_manifest
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
+
 LANG_PAIRS = [("en", "en"), ("de", "de"), ("fr", "fr"), ("es", "es"), ("de", "en"), ("en", "de")]
 
 
@@ -162,34 +160,6 @@ def resume_latency(sources: list[str], fractions: list[float]) -> list[tuple[flo
     return results
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    load = os.getloadavg()
-    return (
-        f"{uname}\nCPU: {cpu}, {os.cpu_count()} cores visible; "
-        f"load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (shared machine)"
-    )
-
-
-def versions() -> str:
-    import fsspec
-
-    import padless
-
-    return (
-        f"python {platform.python_version()}, padless {padless.__version__}, "
-        f"orjson {orjson.__version__}, fsspec {fsspec.__version__}"
-    )
-
-
 def main(
     real_dir: Annotated[Path, typer.Argument(help="The shared real metadata folder.")],
     lines: Annotated[int, typer.Option(help="Lines of the generated Canary manifest.")] = 1_000_000,
@@ -236,8 +206,6 @@ def main(
         resume = resume_latency([str(canary)], [0.0, 0.5, 0.99])
         resume_shards = resume_latency([str(shard_dirs[big])], [0.0, 0.5, 0.99])
 
-    today = datetime.date.today().isoformat()
-    command = f"python bench/bench_metadata.py {real_dir} --lines {lines} --rounds {rounds}"
     rows = []
     for (dataset, variant), (n, wall, cpu) in best.items():
         floor = best[(dataset, next(iter(variants)))]
@@ -252,9 +220,9 @@ def main(
     ]
     record = "\n".join(
         [
-            f"# Metadata streaming throughput ({today})",
+            f"# Metadata streaming throughput ({today()})",
             "",
-            f"Command: `{command}`",
+            f"Command: `{command()}`",
             "",
             "Config: `StreamConfig(require_text=False)` defaults otherwise (block_bytes 1 MiB, "
             "shuffle on, seed 0); shard indexes with 1000 examples per shard; examples are "
@@ -274,20 +242,10 @@ def main(
             "|---|---:|---:|---:|",
             *resume_rows,
             "",
-            f"Versions: {versions()}",
-            "",
-            "Machine:",
-            "```",
-            machine(),
-            "```",
-            "",
+            environment("orjson", "fsspec"),
         ]
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{today}-metadata-throughput.md"
-    out.write_text(record)
-    print(record)
-    print(f"wrote {out}", file=sys.stderr)
+    write_record("metadata-throughput", record, out_dir)
 
 
 if __name__ == "__main__":

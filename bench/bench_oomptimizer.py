@@ -20,14 +20,11 @@ Writes ``bench/results/<date>-oomptimizer-<model>.{md,json}`` and a plot per pla
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +38,19 @@ from padless.sampling.oomptimizer.simulate import SimulateConfig, SimulateProbe
 from padless.sampling.oomptimizer.table import bucket_shapes, read_plan
 from padless.sampling.oomptimizer.workload import StepConfig
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import (  # bench/record.py
+    REPO,
+    RESULTS,
+    command,
+    environment,
+    environment_info,
+    record_path,
+    today,
+    write_json_record,
+    write_record,
+)
+
 PAPER = {"30x1": 3.4, "30x2": 5.0}
 
 
@@ -49,25 +58,6 @@ def sh(cmd: list[str]) -> str:
     """Run a command from the repo root; return it as a shell line for the record."""
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return " ".join(cmd)
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "uname": " ".join(platform.uname()),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": version("torch"),
-        "numpy": version("numpy"),
-    }
 
 
 def check_replays(probe: SimulateProbe, outcome: Outcome, count: int) -> list[dict[str, Any]]:
@@ -141,7 +131,7 @@ def main(
     workers: int = 2,
     check: Annotated[int, typer.Option(help="Buckets to check replay vs direct.")] = 2,
     ablate: Annotated[bool, typer.Option(help="Rerun the 30x1 search without shortcuts.")] = True,
-    out_dir: Path = REPO / "bench" / "results",
+    out_dir: Path = RESULTS,
 ) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     manifest = work_dir / "real.jsonl"
@@ -195,7 +185,7 @@ def main(
         search=SearchConfig(),
         simulate=SimulateConfig(workers=workers),
     )
-    date = dt.date.today().isoformat()
+    date = today()
     runs: dict[str, Any] = {}
     outcomes: dict[str, Outcome] = {}
     checks: list[dict[str, Any]] = []
@@ -211,7 +201,7 @@ def main(
                 ablations = ablation(probe, plan_path, outcome) if ablate else []
                 checks = check_replays(probe, outcome, check) if check else []
         outcomes[name] = outcome
-        png = out_dir / f"{date}-oomptimizer-{model}-{name}.png"
+        png = record_path(f"oomptimizer-{model}-{name}", ".png", out_dir)
         title = f"{model} {dtype} {budget} simulated, plan {name}"
         results = list(outcome.result.buckets)
         plot(outcome.buckets, results, outcome.comparison, outcome.budget_bytes, str(png), title)
@@ -234,21 +224,19 @@ def main(
     record = {
         "date": date,
         "commands": commands,
+        "command": command(),
         "config": {"model": model, "budget": budget, "dtype": dtype, "workers": workers},
-        "machine": machine(),
+        "machine": environment_info("torch", "numpy"),
         "runs": runs,
         "ratio_30x2_vs_30x1_heuristic": vs_1d_baseline,
         "replay_checks": checks,
         "ablation_30x1": ablations,
     }
-    stem = out_dir / f"{date}-oomptimizer-{model}"
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json_record(f"oomptimizer-{model}", record, out_dir)
     md = [
         f"# Batch-size search: {model}, {dtype}, {budget}, simulated ({date})",
         "",
-        "Command: `" + " ".join(sys.argv) + "`",
-        "",
-        "Machine: " + json.dumps(record["machine"]),
+        f"Command: `{record['command']}`",
         "",
         "Setup commands:",
         "",
@@ -294,8 +282,9 @@ def main(
         md.append("")
     if checks:
         md += ["## Replay vs direct simulated step", "", "```", json.dumps(checks, indent=1), "```"]
-    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print(f"wrote {stem}.md")
+        md.append("")
+    md.append(environment(info=record["machine"]))
+    write_record(f"oomptimizer-{model}", "\n".join(md), out_dir)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,8 @@ Writes ``bench/results/<date>-oomptimizer-cpu-validation.{md,json}``.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
-import platform
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +28,17 @@ from padless.sampling.oomptimizer.simulate import SimulateConfig, SimulateProbe
 from padless.sampling.oomptimizer.table import bucket_shapes, read_plan
 from padless.sampling.oomptimizer.workload import AEDWorkload, StepConfig
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import (  # bench/record.py
+    RESULTS,
+    command,
+    environment,
+    environment_info,
+    today,
+    write_json_record,
+    write_record,
+)
+
 PRESETS = ("tiny-canary-1b", "tiny-canary-1b-small-decoder", "tiny-canary-1b-flash")
 # (duration s, tokens, batch size): six shapes across the range of a 0.5-40 s plan.
 SHAPES = (
@@ -50,7 +55,7 @@ def main(
     plan: Annotated[Path, typer.Option(help="A plan.json (e.g. 30x1 of the real metadata).")],
     budget: str = "1.5GiB",
     buckets: str = "5,15,25,29",
-    out_dir: Path = REPO / "bench" / "results",
+    out_dir: Path = RESULTS,
 ) -> None:
     torch.set_num_threads(1)
     step = StepConfig("fp32")
@@ -105,30 +110,22 @@ def main(
         )
         print(fit_rows[-1], flush=True)
 
-    date = dt.date.today().isoformat()
+    date = today()
     ratios = [r["ratio"] for r in rows]
     record = {
         "date": date,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {
-            "uname": " ".join(platform.uname()),
-            "cores": os.cpu_count(),
-            "torch": version("torch"),
-            "load_average": os.getloadavg(),
-        },
+        "command": command(),
+        "machine": environment_info("torch"),
         "shapes": rows,
         "worst_ratio_deviation": max(abs(x - 1) for x in ratios),
         "budget_bytes": budget_bytes,
         "chosen_sizes_run": fit_rows,
     }
-    stem = out_dir / f"{date}-oomptimizer-cpu-validation"
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json_record("oomptimizer-cpu-validation", record, out_dir)
     md = [
         f"# Simulator vs measured CPU memory, fp32 ({date})",
         "",
         f"Command: `{record['command']}`",
-        "",
-        f"Machine: {json.dumps(record['machine'])}",
         "",
         "## Peak memory of one training step: simulated vs peak RSS of a fresh process",
         "",
@@ -157,8 +154,8 @@ def main(
         f"| {format_bytes(r['measured_bytes'])} | {'yes' if r['fits'] else 'NO'} |"
         for r in fit_rows
     ]
-    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print(f"wrote {stem}.md")
+    md += ["", environment(info=record["machine"])]
+    write_record("oomptimizer-cpu-validation", "\n".join(md), out_dir)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,9 @@ Writes ``bench/results/<date>-oomptimizer-gpu-<preset>.{md,json}``.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
-import json
-import os
-import platform
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +28,17 @@ from padless.sampling.oomptimizer.search import BucketShape, SearchConfig, searc
 from padless.sampling.oomptimizer.simulate import SimulateConfig, SimulateProbe
 from padless.sampling.oomptimizer.workload import AEDWorkload, StepConfig
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import (  # bench/record.py
+    RESULTS,
+    command,
+    environment,
+    environment_info,
+    today,
+    write_json_record,
+    write_record,
+)
+
 # (duration s, tokens): six shapes across a 0.5-40 s plan.
 SHAPES = ((2.0, 30), (5.0, 60), (10.0, 110), (15.0, 160), (25.0, 230), (40.0, 330))
 
@@ -43,7 +48,7 @@ def main(
     budget: str = "40GiB",
     dtype: str = "bf16",
     workers: Annotated[int, typer.Option(help="Simulator processes.")] = 4,
-    out_dir: Path = REPO / "bench" / "results",
+    out_dir: Path = RESULTS,
 ) -> None:
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark validates the simulator on a GPU")
@@ -95,32 +100,22 @@ def main(
         }
         for a, b in zip(sim_search.buckets, cuda_search.buckets, strict=True)
     ]
-    date = dt.date.today().isoformat()
+    date = today()
     record: dict[str, Any] = {
         "date": date,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {
-            "uname": " ".join(platform.uname()),
-            "gpu": torch.cuda.get_device_name(),
-            "gpu_memory": torch.cuda.get_device_properties(0).total_memory,
-            "cores": os.cpu_count(),
-            "torch": version("torch"),
-            "cuda": torch.version.cuda,
-        },
+        "command": command(),
+        "machine": environment_info("torch"),  # with the GPU, its memory and CUDA version
         "config": {"preset": preset, "budget": budget, "dtype": dtype},
         "fixed": fixed,
         "search": searched,
         "simulate_search_seconds": sim_seconds,
         "cuda_search_seconds": cuda_seconds,
     }
-    stem = out_dir / f"{date}-oomptimizer-gpu-{preset}"
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json_record(f"oomptimizer-gpu-{preset}", record, out_dir)
     md = [
         f"# Simulator vs CUDA: {preset}, {dtype}, {budget} ({date})",
         "",
         f"Command: `{record['command']}`",
-        "",
-        f"Machine: {json.dumps(record['machine'])}",
         "",
         "| duration | tokens | batch | allocated sim / cuda | reserved sim / cuda |",
         "|---:|---:|---:|---:|---:|",
@@ -140,8 +135,8 @@ def main(
         f"| {s['ratio']:.3f} |"
         for s in searched
     ]
-    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print(f"wrote {stem}.md")
+    md += ["", environment(info=record["machine"])]
+    write_record(f"oomptimizer-gpu-{preset}", "\n".join(md), out_dir)
 
 
 if __name__ == "__main__":

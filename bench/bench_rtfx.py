@@ -20,21 +20,17 @@ missing. Writes ``bench/results/<date>-rtfx-cpu.md`` and ``.json``.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import torch
 import typer
 
-from padless.cli.model import machine_info
 from padless.data.audio import load_audio
 from padless.data.corpus.config import CorpusConfig
 from padless.data.corpus.writer import synthesize_corpus
@@ -52,6 +48,18 @@ from padless.infer.rtfx import (
 )
 from padless.infer.transcribe import longest_first_batches, pad_audio
 from padless.model import AEDModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import (  # bench/record.py
+    RESULTS,
+    command,
+    environment,
+    environment_info,
+    record_path,
+    today,
+    write_json_record,
+    write_record,
+)
 
 PRESETS = ("tiny-canary-1b", "tiny-canary-1b-small-decoder", "tiny-canary-1b-flash")
 MODES = ("kv", "recompute")
@@ -144,7 +152,7 @@ def main(
     threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
     repeats: Annotated[int, typer.Option(help="Timed passes per pair (median).")] = 3,
     pieces: Annotated[int, typer.Option(help="Tokenizer BPE pieces per language.")] = 512,
-    out_dir: Annotated[Path, typer.Option(help="Where the records go.")] = Path("bench/results"),
+    out_dir: Annotated[Path, typer.Option(help="Where the records go.")] = RESULTS,
 ) -> None:
     tokenizer = prepare(corpus, hours, seed, pieces)
     torch.set_num_threads(threads)
@@ -175,10 +183,8 @@ def main(
     compact = compaction(models[PRESETS[0]], examples, inputs, batch_size, thresholds, repeats)
     load_after = os.getloadavg()
 
-    date = dt.date.today().isoformat()
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     record = {
-        "command": command,
+        "command": command(),
         "config": asdict(config) | {"threads": threads, "malloc_keep_freed": malloc},
         "corpus": str(corpus),
         "tokenizer_pieces": pieces,
@@ -189,16 +195,11 @@ def main(
         "breakdown_s": {f"{n}/{m}": list(v) for (n, m), v in split.items()},
         "compaction_decoder_s": {f"{m}/{t}": v for (m, t), v in compact.items()},
         "load_average": {"before": load_before, "after": load_after},
-        "machine": machine_info("cpu"),
+        "machine": environment_info("torch"),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{date}-rtfx-cpu.json").write_bytes(
-        orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"
-    )
-    md = render(record, results, split, compact, main_s)
-    (out_dir / f"{date}-rtfx-cpu.md").write_text(md)
-    plot(record, out_dir / f"{date}-rtfx-cpu.png")
-    print(md)
+    write_json_record("rtfx-cpu", record, out_dir)
+    plot(record, record_path("rtfx-cpu", ".png", out_dir))
+    write_record("rtfx-cpu", render(record, results, split, compact, main_s), out_dir)
 
 
 def plot(record: dict, path: Path) -> None:
@@ -247,7 +248,7 @@ def render(
     by = {(r.preset, r.decoding): r for r in results}
     base = PRESETS[0]
     lines = [
-        f"# CPU RTFx of the tiny presets, kv vs recompute ({dt.date.today().isoformat()})",
+        f"# CPU RTFx of the tiny presets, kv vs recompute ({today()})",
         "",
         f"Command: `{record['command']}`",
         "",
@@ -324,25 +325,9 @@ def render(
     for mode in MODES:
         cells = [compact[(mode, t)] for t in (None, 0.5, 0.25)]
         lines.append(f"| {mode} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    load = record["load_average"]
-    machine = record["machine"]
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    lines += [
-        "",
-        "## Environment",
-        "",
-        f"Load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load['before'])}; "
-        f"after: {' '.join(f'{x:.2f}' for x in load['after'])}",
-        "",
-        f"Versions: python {machine['python']}, torch {machine['torch']}, padless "
-        f"{machine['padless']}",
-        "",
-        "```",
-        uname,
-        f"CPU: {machine['cpu']}; {machine['cores']} cores",
-        "```",
-        "",
-    ]
+    # The machine's load average was taken right after the measurements (load_average.after).
+    before = record["load_average"]["before"]
+    lines += ["", environment(load_before=before, info=record["machine"])]
     return "\n".join(lines)
 
 

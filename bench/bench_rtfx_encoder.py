@@ -14,9 +14,7 @@ Writes ``bench/results/<date>-rtfx-encoder.md``.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,9 @@ from typing import Annotated
 
 import orjson
 import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
 
 CHANNELS = (176, 64)
 
@@ -70,7 +71,7 @@ def main(
     batch: Annotated[int, typer.Option(help="Utterances per batch.")] = 16,
     seconds: Annotated[float, typer.Option(help="Seconds per utterance.")] = 8.0,
     repeats: Annotated[int, typer.Option(help="Timed runs per variant (median).")] = 5,
-    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = Path("bench/results"),
+    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = RESULTS,
     as_worker: Annotated[str, typer.Option(hidden=True)] = "",
 ) -> None:
     if as_worker:
@@ -84,22 +85,11 @@ def main(
         cmd += ["--repeats", str(repeats), "--as-worker", mode]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         runs[mode] = orjson.loads(done.stdout)
-    load_after = os.getloadavg()
 
-    import torch
-
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    cpu_name = platform.processor()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu_name = line.split(":", 1)[1].strip()
-            break
-    date = dt.date.today().isoformat()
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     lines = [
-        f"# Tiny encoder on CPU: subsampling channels x allocator ({date})",
+        f"# Tiny encoder on CPU: subsampling channels x allocator ({today()})",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command()}`",
         "",
         f"`AEDModel.encode` of tiny-canary-1b (eval, 1 thread) on {batch} x {seconds:g} s of "
         f"noise; median of {repeats} runs after a warm-up. CPU = process CPU seconds.",
@@ -111,25 +101,8 @@ def main(
         for mode, label in (("default", "glibc default"), ("keep", "keep_freed_memory")):
             cpu, wall, sub = runs[mode][str(channels)]
             lines.append(f"| {channels} | {label} | {cpu:.3f} | {wall:.3f} | {sub:.3f} |")
-    lines += [
-        "",
-        "## Environment",
-        "",
-        f"Load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}; "
-        f"after: {' '.join(f'{x:.2f}' for x in load_after)}",
-        "",
-        f"Versions: python {platform.python_version()}, torch {torch.__version__}",
-        "",
-        "```",
-        uname,
-        f"CPU: {cpu_name}; {os.cpu_count()} cores",
-        "```",
-        "",
-    ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md = "\n".join(lines)
-    (out_dir / f"{date}-rtfx-encoder.md").write_text(md)
-    print(md)
+    lines += ["", environment("torch", load_before=load_before)]
+    write_record("rtfx-encoder", "\n".join(lines), out_dir)
 
 
 if __name__ == "__main__":

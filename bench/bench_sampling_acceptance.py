@@ -30,10 +30,8 @@ Writes ``bench/results/<date>-sampling-acceptance.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -44,9 +42,23 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import (  # bench/record.py
+    RESULTS,
+    command,
+    environment,
+    environment_info,
+    record_path,
+    today,
+    write_json_record,
+    write_record,
+)
+
 FILTERS = ["--tps-max", "25", "--min-duration", "0.5", "--max-duration", "40"]
 SECTIONS = ("padding", "sync", "speed", "first-batch", "rss", "resume", "shuffle")
+NAME = "sampling-acceptance"
+#: Versions the record lists besides python and padless: what the compared samplers run on.
+PACKAGES = ("numpy", "lhotse")
 
 
 def padless(*args: str, timeout: float = 3600) -> dict[str, Any]:
@@ -398,31 +410,6 @@ def pair_recurrence(a: list[list[str]], b: list[list[str]]) -> float:
 # ------------------------------------------------------------------------------------- report
 
 
-def machine() -> dict[str, Any]:
-    import lhotse
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    return {
-        "uname": " ".join(platform.uname()),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "lhotse": lhotse.__version__,
-        "padless_commit": commit,
-    }
-
-
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
@@ -437,17 +424,14 @@ def table(*cols: str, right: int = 0) -> list[str]:
     return [row(*cols), row(*align)]
 
 
-def render(results: dict[str, Any], command: str) -> str:
-    m = results["machine"]
+def render(results: dict[str, Any], commands: str) -> str:
     lines = [
         f"# Sampling engine acceptance ({results['date']})",
         "",
-        f"Command: `{command}`",
+        f"Command: `{commands}`",
         "",
-        f"- machine: `{m['uname']}`; CPU: {m['cpu']}, {m['cores']} cores, shared with other "
-        "jobs (timings are noisy: compare within a row or a section)",
-        f"- python {m['python']}, numpy {m['numpy']}, lhotse {m['lhotse']}, "
-        f"padless commit {m['padless_commit']}",
+        "- the machine (end of this record) is shared with other jobs: timings are noisy, "
+        "compare within a row or a section",
         "- every run is `padless bench-sampler ... --json` in a fresh process (raw outputs in the "
         ".json beside this file); padding is over all emitted batches: "
         "1 - sum(lengths) / sum(batch size x longest)",
@@ -666,7 +650,8 @@ def render(results: dict[str, Any], command: str) -> str:
                     )
                 )
             lines.append("")
-    return "\n".join(lines) + "\n"
+    lines.append(environment(info=results["machine"]))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -684,7 +669,7 @@ def main() -> None:
     ap.add_argument(
         "--work-dir", default=None, help="where plans are written (default: a temp dir)"
     )
-    ap.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--out-dir", default=str(RESULTS))
     ap.add_argument(
         "--merge", action="store_true", help="add to today's record instead of replacing it"
     )
@@ -693,12 +678,12 @@ def main() -> None:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}")
-    date = dt.date.today().isoformat()
-    out_json = Path(args.out_dir) / f"{date}-sampling-acceptance.json"
+    out_dir = Path(args.out_dir)
+    out_json = record_path(NAME, ".json", out_dir)
     results: dict[str, Any] = (
         json.loads(out_json.read_text()) if args.merge and out_json.exists() else {}
     )
-    results.update(date=date, machine=machine())
+    results.update(date=today(), machine=environment_info(*PACKAGES))
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="padless-acceptance-"))
     work.mkdir(parents=True, exist_ok=True)
     data = {"canary": args.canary, "real": args.real}
@@ -718,13 +703,11 @@ def main() -> None:
             results["resume"] = section_resume(args.canary, work)
         elif section == "shuffle":
             results["shuffle"] = section_shuffle(data, work)
-        out_json.write_text(json.dumps(results, indent=1) + "\n")
-    command = "python bench/bench_sampling_acceptance.py " + " ".join(sys.argv[1:])
-    results.setdefault("commands", []).append(command)
-    out_json.write_text(json.dumps(results, indent=1) + "\n")
-    md = out_json.with_suffix(".md")
-    md.write_text(render(results, "; ".join(results["commands"])))
-    print(f"wrote {out_json} and {md}")
+        write_json_record(NAME, results, out_dir)  # after each section: a crash keeps the rest
+    results.setdefault("commands", []).append(command())
+    results["machine"] = environment_info(*PACKAGES)  # load average at the end of the run
+    write_json_record(NAME, results, out_dir)
+    write_record(NAME, render(results, "; ".join(results["commands"])), out_dir)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,10 @@ bootstrapped manifest lives in a temporary folder (~150 MB for 1M lines). Writes
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -30,8 +26,9 @@ from padless.data.stats import manifest_stats, plot_stats
 from padless.data.stream import read_manifest
 from padless.data.tokenizer import CanaryTokenizer, TokenizerTrainConfig, train_tokenizer
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets as bench_datasets  # bench/datasets.py, importable after the path set-up
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
 
 
 def phases(paths: list[str], tokenizer: CanaryTokenizer, plot: Path) -> dict[str, float]:
@@ -58,22 +55,12 @@ def phases(paths: list[str], tokenizer: CanaryTokenizer, plot: Path) -> dict[str
     return out
 
 
-def machine() -> str:
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    cpu = platform.processor()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{uname}\nCPU: {cpu}; {os.cpu_count()} cores visible"
-
-
 def main(
     real_dir: Annotated[Path, typer.Option(help="The shared real metadata folder.")] = Path(
         "../shared/data/real"
     ),
     lines: Annotated[int, typer.Option(help="Lines of the bootstrapped manifest.")] = 1_000_000,
-    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = Path("bench/results"),
+    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = RESULTS,
 ) -> None:
     real = sorted(str(p) for p in real_dir.glob("*.jsonl"))
     if not real:
@@ -105,9 +92,9 @@ def main(
         cells = " | ".join(f"{r[n]:.2f}" for n in names)
         table.append(f"| {name} | {int(r['examples']):,} | {cells} | {total:.2f} |")
     record = [
-        f"# manifest stats speed ({dt.date.today().isoformat()})",
+        f"# manifest stats speed ({today()})",
         "",
-        f"Command: `python {' '.join(sys.argv)}`",
+        f"Command: `{command()}`",
         "",
         f"Tokenizer: {config.vocab_per_lang} pieces per language "
         f"({', '.join(tokenizer.languages)}), trained on the real transcripts in "
@@ -121,24 +108,9 @@ def main(
             for name, r in results.items()
         ),
         "",
-        f"Load average before the run (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
-        "",
-        "Versions: python " + platform.python_version() + ", "
-        + ", ".join(f"{p} {version(p)}" for p in ("padless", "numpy", "orjson",
-                                                    "sentencepiece", "matplotlib")),
-        "",
-        "Machine:",
-        "",
-        "```",
-        machine(),
-        "```",
-        "",
-    ]  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{dt.date.today().isoformat()}-manifest-stats.md"
-    path.write_text("\n".join(record))
-    print("\n".join(record))
-    print(f"-> {path}")
+        environment("numpy", "orjson", "sentencepiece", "matplotlib", load_before=load),
+    ]
+    write_record("manifest-stats", "\n".join(record), out_dir)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,7 @@ sampler would), then times each stage side by side. Writes
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,19 +31,8 @@ from padless.data.dataset import SpeechDataset, collate
 from padless.data.example import Example, FileAudio
 from padless.data.tokenizer import TokenizerTrainConfig, train_tokenizer
 
-
-def machine() -> str:
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{uname}\nCPU: {cpu}, {os.cpu_count()} cores visible; load average at the end: {load}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
 
 
 def main(
@@ -56,9 +41,7 @@ def main(
     batch: Annotated[int, typer.Option(help="Examples per batch.")] = 16,
     rounds: Annotated[int, typer.Option(help="Timed passes per variant (best is kept).")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the row sample and the signals.")] = 0,
-    out_dir: Annotated[Path, typer.Option(help="Where the dated record goes.")] = Path(
-        "bench/results"
-    ),
+    out_dir: Annotated[Path, typer.Option(help="Where the dated record goes.")] = RESULTS,
 ) -> None:
     torch.set_num_threads(1)
     rows = [
@@ -143,11 +126,10 @@ def main(
         del loaders
 
     total = sum(best_stages.values())
-    today = dt.date.today().isoformat()
     lines = [
-        f"# SpeechDataset batch cost ({today})",
+        f"# SpeechDataset batch cost ({today()})",
         "",
-        f"Command: `python {' '.join(sys.argv)}`",
+        f"Command: `{command()}`",
         "",
         f"{files} FLAC files (16 kHz mono, {audio_s / 60:.1f} min of audio, durations and English "
         f"transcripts of AMI rows in 0.5-20 s), {len(batches)} batches of {batch} sorted by "
@@ -165,20 +147,9 @@ def main(
             for w, s in loader_s.items()
         ),
         "",
-        f"Versions: python {platform.python_version()}, torch {torch.__version__}, numpy "
-        f"{np.__version__}, soundfile {sf.__version__}",
-        "",
-        "Machine:",
-        "```",
-        machine(),
-        "```",
-        "",
+        environment("torch", "numpy", "soundfile"),
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{today}-dataset-batches.md"
-    path.write_text("\n".join(lines))
-    typer.echo("\n".join(lines))
-    typer.echo(f"wrote {path}", err=True)
+    write_record("dataset-batches", "\n".join(lines), out_dir)
 
 
 if __name__ == "__main__":

@@ -529,10 +529,11 @@ def record_cmd(
 ) -> None:
     """Time every generator at full size in a temporary folder; write a dated record with the
     statistics of each manifest (the check of the mix against its description)."""
-    import datetime as dt
-    import os
-    import platform
     import tempfile
+
+    # Imported here: loading this module by path (as tests do) leaves sys.path alone.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from record import command, environment, today, write_record  # bench/record.py
 
     timings: list[tuple[str, float, dict[str, float | int]]] = []
     with tempfile.TemporaryDirectory(prefix="padless-datasets-") as tmp:
@@ -555,23 +556,11 @@ def record_cmd(
         stats = length_statistics(*read_lengths(work / "big.jsonl"))
         timings.append((f"big --n {n} --from real.jsonl", elapsed, stats))
 
-    date = dt.date.today().isoformat()
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     keys = list(timings[0][2])
     lines = [
-        f"# Benchmark datasets ({date})\n",
-        f"Command: `python bench/datasets.py record --real-dir {real_dir} --n {n}`\n",
-        f"- machine: `{' '.join(platform.uname())}`; CPU: {cpu}, {os.cpu_count()} cores (shared)",
-        f"- python {platform.python_version()}, numpy {np.__version__}, "
-        f"orjson {orjson.__version__}",
-        "- mix shape: `CanaryMixConfig()` defaults (see bench/datasets.py)\n",
+        f"# Benchmark datasets ({today()})\n",
+        f"Command: `{command()}`\n",
+        "Mix shape: `CanaryMixConfig()` defaults (see bench/datasets.py).\n",
         "| generator | seconds | " + " | ".join(keys) + " |",
         "|---|---:|" + "---:|" * len(keys),
         *(
@@ -587,11 +576,9 @@ def record_cmd(
         "|---|---:|",
         *(f"| {name} | {rate:.2f} |" for name, rate in real_rates.items()),
         "",
+        environment("numpy", "orjson"),
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{date}-datasets.md"
-    out.write_text("\n".join(lines))
-    typer.echo(f"wrote {out}", err=True)
+    write_record("datasets", "\n".join(lines), out_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,7 +11,6 @@ SentencePiece refuses sizes above what the text supports; the record shows its m
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import tempfile
 import time
@@ -25,13 +24,16 @@ import typer
 from padless.data.stream import read_manifest
 from padless.data.tokenizer import TokenizerTrainConfig, train_tokenizer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
+
 
 def main(
     corpus: Annotated[Path, typer.Option(help="A corpus folder (train.jsonl inside).")],
     sizes: Annotated[str, typer.Option(help="Comma-separated pieces per language.")] = (
         "64,128,256,512,1024"
     ),
-    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = Path("bench/results"),
+    out_dir: Annotated[Path, typer.Option(help="Where the record goes.")] = RESULTS,
 ) -> None:
     train = corpus / "train.jsonl"
     examples = list(read_manifest(str(train)))
@@ -43,9 +45,9 @@ def main(
         words.setdefault(lang, set()).update((e.text or "").lower().split())
     hours = sum(e.duration for e in examples) / 3600
     lines = [
-        f"# Demo tokenizer size ({dt.date.today().isoformat()})",
+        f"# Demo tokenizer size ({today()})",
         "",
-        f"Command: `python {' '.join(sys.argv)}`",
+        f"Command: `{command()}`",
         "",
         f"Train split of {corpus}: {len(examples)} utterances, {hours:.3f} h. Text per target "
         "language: "
@@ -76,12 +78,8 @@ def main(
             f"| {size} | {tokenizer.vocab_size} | {seconds:.2f} | {tokens.mean():.1f} "
             f"| {p50:.1f} | {p95:.1f} |"
         )
-    lines.append("")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{dt.date.today().isoformat()}-demo-vocab.md"
-    path.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"-> {path}")
+    lines += ["", environment("sentencepiece", "numpy")]
+    write_record("demo-vocab", "\n".join(lines), out_dir)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,6 @@ the same examples (so no count is cached), best of ``--rounds``. Writes
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +24,9 @@ import typer
 
 from padless.data.example import Example
 from padless.data.tokenizer import CanaryTokenizer, TokenizerTrainConfig, train_tokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS, command, environment, today, write_record  # bench/record.py
 
 FILES = (
     "ami_meetings_segments.en.jsonl",
@@ -71,33 +70,6 @@ def best_of(
     return min(times)
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{uname}\nCPU: {cpu}, {os.cpu_count()} cores visible; load average at the end: {load}"
-
-
-def versions() -> str:
-    import numpy
-    import sentencepiece
-    import torch
-
-    import padless
-
-    return (
-        f"python {platform.python_version()}, padless {padless.__version__}, sentencepiece "
-        f"{sentencepiece.__version__}, torch {torch.__version__}, numpy {numpy.__version__}"
-    )
-
-
 def main(
     real_dir: Annotated[Path, typer.Option(help="The shared real metadata folder.")],
     repeat_to: Annotated[
@@ -107,9 +79,7 @@ def main(
         str, typer.Option(help="Comma-separated thread counts of the batched variant.")
     ] = "1,2",
     rounds: Annotated[int, typer.Option(help="Timed rounds per variant (best is kept).")] = 5,
-    out_dir: Annotated[Path, typer.Option(help="Where the dated record goes.")] = Path(
-        "bench/results"
-    ),
+    out_dir: Annotated[Path, typer.Option(help="Where the dated record goes.")] = RESULTS,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -158,11 +128,10 @@ def main(
 
     base = {size: size / sec for name, size, sec in rows if name.startswith("num_tokens,")}
     used = ", ".join(f"{lang}: {k:,}" for lang, k in result.sentences_used.items())
-    today = dt.date.today().isoformat()
     lines = [
-        f"# Token counting throughput ({today})",
+        f"# Token counting throughput ({today()})",
         "",
-        f"Command: `python {' '.join(sys.argv)}`",
+        f"Command: `{command()}`",
         "",
         f"Tokenizer: {tok!r}, trained on {n:,} real transcripts ({used}) in {train_s:.1f} s "
         "(TokenizerTrainConfig(vocab_per_lang=1024), 2 training threads).",
@@ -177,18 +146,9 @@ def main(
             for name, count, sec in rows
         ),
         "",
-        f"Versions: {versions()}",
-        "",
-        "Machine:",
-        "```",
-        machine(),
-        "```",
-        "",
+        environment("sentencepiece", "torch", "numpy"),
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{today}-tokenizer-count.md"
-    path.write_text("\n".join(lines))
-    typer.echo(f"wrote {path}", err=True)
+    write_record("tokenizer-count", "\n".join(lines), out_dir)
 
 
 if __name__ == "__main__":
