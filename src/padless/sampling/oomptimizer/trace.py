@@ -75,7 +75,9 @@ class StepTrace:
         local = slots >= first
         slots[local] += LOCAL_BASE - first
         step_marks = tuple((i - first, name) for i, name in marks if i >= first)
-        return cls(batch_size, slots, arr[:, 1].copy(), step_marks, seconds)
+        sizes = arr[:, 1].copy()
+        order = _canonical_free_order(slots, sizes, [i for i, _ in step_marks])
+        return cls(batch_size, slots[order], sizes[order], step_marks, seconds)
 
     @property
     def signature(self) -> str:
@@ -93,6 +95,24 @@ class StepTrace:
         """The signature of the events before ``phase``."""
         end = self.phase_start(phase)
         return _signature(self.slots[:end], self.sizes[:end] == FREE)
+
+
+def _canonical_free_order(slots: np.ndarray, sizes: np.ndarray, marks: list[int]) -> np.ndarray:
+    """Event order with each run of consecutive frees sorted by slot.
+
+    Frees with no allocation between them release their blocks at the same moment as far as
+    memory goes (live bytes, and the allocator's free lists once the run is over, are the same
+    in any order), but their recorded order is not always reproducible: leaving autocast
+    clears its cache of bf16 weight copies in hash-map order, i.e. by memory address. Sorting
+    each run makes two steps of the same structure compare equal. Runs stop at phase marks.
+    """
+    n = len(sizes)
+    free = sizes == FREE
+    starts = np.ones(n, dtype=bool)  # event i starts a new run
+    starts[1:] = ~(free[1:] & free[:-1])
+    starts[[i for i in marks if i < n]] = True
+    run = np.cumsum(starts)
+    return np.lexsort((slots, run))
 
 
 def _signature(slots: np.ndarray, free: np.ndarray) -> str:
