@@ -33,13 +33,7 @@ _COMMAND_MODULES = ("data", "tokenizer", "corpus", "sampling", "model", "oomptim
 
 def _register_all() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"padless.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"padless.cli.{name}":
-                continue  # area not built yet
-            raise
-        module.register(app)
+        importlib.import_module(f"padless.cli.{name}").register(app)
 
 
 @app.command()
