@@ -25,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped at 100 columns; markdown mode reflows their paragraphs.
+    rich_markup_mode="markdown",
 )
 
 # Modules that define `register(app)`; each adds its commands to the root app.
