@@ -1,7 +1,10 @@
+from pathlib import Path
+
+import pytest
 from typer.testing import CliRunner
 
 import padless
-from padless.cli import app
+from padless.cli import app, main
 from padless.data.errors import ManifestError, SkipCounter
 from padless.data.example import Example, FileAudio, derive_id
 
@@ -31,3 +34,23 @@ def test_skip_counter_reports_by_reason() -> None:
     assert counter.by_reason["bad JSON"] == 2
     assert counter.examples == ["m.jsonl:3: bad JSON"]
     assert "skipped 2" in counter.report()
+
+
+def test_entry_point_turns_bad_input_into_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`padless` (the console script) ends bad input with ``error: ...`` and status 2, no
+    traceback: a missing manifest (caught by the entry point itself), and a malformed line
+    naming file and line (caught by the command)."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"audio_filepath": "a.wav", "duration": 1.0, "text": "x"}\n{not json\n')
+    for argv, expected in (
+        (["plan", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "p.json")], "missing"),
+        (["manifest", "stats", str(bad)], f"{bad}:2:"),
+    ):
+        monkeypatch.setattr("sys.argv", ["padless", *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "error: " in err and expected in err and "Traceback" not in err

@@ -315,5 +315,7 @@ def demo(
         step_started = time.perf_counter()
         with _input_errors():
             step(ctx)
-        console.print(f"[dim]{name}: {time.perf_counter() - step_started:.1f} s[/dim]")
+        took = time.perf_counter() - step_started
+        shown = f"{took:.1f} s" if took >= 0.1 else f"{took * 1000:.0f} ms"
+        console.print(f"[dim]{name}: {shown}[/dim]")
     console.print(Rule(f"demo done in {time.perf_counter() - started:.1f} s -> {out}"))

@@ -176,8 +176,8 @@ def transcribe(
         raise typer.BadParameter(str(err)) from None
     if device == "cpu":
         keep_freed_memory()
-    ckpt = load_checkpoint(checkpoint, device=device)
     try:
+        ckpt = load_checkpoint(checkpoint, device=device)
         tokenizer = ckpt.tokenizer()
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="CHECKPOINT") from None
