@@ -50,13 +50,9 @@ _register_all()
 
 
 def main() -> None:
-    """The ``padless`` entry point. Bad input that a command did not turn into a usage error
-    itself (a missing file, a malformed manifest line, unreadable audio) ends with its message
-    and exit status 2 rather than a traceback; anything else is a bug and keeps its traceback."""
-    from padless.data.errors import PadlessInputError
+    """The ``padless`` console script. Bad input that a command did not turn into a usage
+    error itself ends with its message and exit status 2 (`padless.cli.errors`)."""
+    from padless.cli.errors import input_errors
 
-    try:
+    with input_errors():
         app()
-    except (PadlessInputError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise SystemExit(2) from None

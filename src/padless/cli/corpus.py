@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from padless.cli.errors import input_errors
 from padless.data.corpus.config import CorpusConfig
 
 if TYPE_CHECKING:
@@ -42,19 +43,6 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-@contextlib.contextmanager
-def _input_errors() -> Iterator[None]:
-    """Bad input (a malformed manifest line, unreadable audio, a folder that is not ours) ends
-    the command with its message and exit status 2, not a traceback."""
-    from padless.data.errors import PadlessInputError
-
-    try:
-        yield
-    except (PadlessInputError, FileExistsError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from err
-
-
 # ---------------------------------------------------------------------------------- corpus synth
 
 
@@ -76,7 +64,7 @@ def synth(
 
     console = Console(stderr=True)
     config = CorpusConfig(hours=hours, seed=seed, shard_size=shard_size)
-    with _input_errors():
+    with input_errors():
         summary = synthesize_corpus(config, out, workers=workers, progress=progress)
     _print_summary(console, summary)
 
@@ -133,7 +121,7 @@ def stats(
             f"expected raise or skip, got {on_error!r}", param_hint="--on-error"
         )
     console = Console(stderr=True)
-    with _input_errors():
+    with input_errors():
         result, skipped = _compute_stats(manifests, tokenizer, on_error == "skip", console)
     if as_json:
         report = result.to_json()
@@ -313,7 +301,7 @@ def demo(
     for number, (name, step) in enumerate(DEMO_STEPS, start=1):
         console.print(Rule(f"[{number}/{len(DEMO_STEPS)}] {name}"))
         step_started = time.perf_counter()
-        with _input_errors():
+        with input_errors():
             step(ctx)
         took = time.perf_counter() - step_started
         shown = f"{took:.1f} s" if took >= 0.1 else f"{took * 1000:.0f} ms"
