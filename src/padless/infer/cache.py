@@ -32,9 +32,17 @@ from padless.model.layers import lengths_to_mask
 
 
 class _CacheBase:
-    """Step counter, positions and self-attention masks for left-padded prompts."""
+    """Step counter, positions, self-attention masks for left-padded prompts, and the
+    cross-attention mask over the encoder frames."""
 
-    def __init__(self, rows: int, max_len: int, offsets: torch.Tensor | None, device: torch.device):
+    def __init__(
+        self,
+        memory: torch.Tensor,
+        memory_lens: torch.Tensor,
+        max_len: int,
+        offsets: torch.Tensor | None,
+    ) -> None:
+        device = memory.device
         self.length = 0  # positions written so far (host int: no device sync to read it)
         self.max_len = max_len
         self.device = device
@@ -44,7 +52,8 @@ class _CacheBase:
             if offsets is None
             else torch.arange(max_len, device=device)[None, :] >= offsets[:, None]
         )  # (R, max_len)
-        self.rows = rows
+        self.rows = memory.shape[0]
+        self._cross_mask = _cross_mask(memory, memory_lens)  # (R, 1, 1, T) or None
 
     def positions(self, steps: int) -> torch.Tensor:
         # Called first in every decoder step, so an overflow is caught before any write.
@@ -82,6 +91,16 @@ class _CacheBase:
             self.offsets = self.offsets[rows]
             self.key_valid = self.key_valid[rows]
 
+    def _repeat_layout(self, group: int) -> None:
+        self.rows *= group
+        if self.offsets is not None and self.key_valid is not None:
+            self.offsets = self.offsets.repeat_interleave(group, dim=0)
+            self.key_valid = self.key_valid.repeat_interleave(group, dim=0)
+
+    @property
+    def cross_mask(self) -> torch.Tensor | None:
+        return self._cross_mask
+
 
 def _cross_mask(memory: torch.Tensor, memory_lens: torch.Tensor) -> torch.Tensor | None:
     """Additive ``(B, 1, 1, T)`` mask (0 or -inf) in the memory's dtype, or None if unpadded.
@@ -113,11 +132,10 @@ class KVCache(_CacheBase):
         max_len: int,
         offsets: torch.Tensor | None = None,
     ) -> None:
-        rows = memory.shape[0]
-        super().__init__(rows, max_len, offsets, memory.device)
+        super().__init__(memory, memory_lens, max_len, offsets)
         layers = _layers(decoder)
         attn = layers[0].self_attn
-        shape = (len(layers), rows, attn.n_heads, max_len, attn.d_head)
+        shape = (len(layers), self.rows, attn.n_heads, max_len, attn.d_head)
         self.keys = memory.new_empty(shape)  # (L, R, H, max_len, Dh)
         self.values = memory.new_empty(shape)
         # (B, H, T, Dh) per layer; B = utterances (beam rows share them, see `expand`). Stored
@@ -127,11 +145,6 @@ class KVCache(_CacheBase):
             (k.contiguous(), v.contiguous())
             for k, v in (layer.cross_attn.project_kv(memory) for layer in layers)
         ]
-        self._cross_mask = _cross_mask(memory, memory_lens)
-
-    @property
-    def cross_mask(self) -> torch.Tensor | None:
-        return self._cross_mask
 
     def self_kv(
         self,
@@ -176,12 +189,6 @@ class KVCache(_CacheBase):
             self._cross_mask = self._cross_mask[rows]
         self._select_layout(rows)
 
-    def _repeat_layout(self, group: int) -> None:
-        self.rows *= group
-        if self.offsets is not None and self.key_valid is not None:
-            self.offsets = self.offsets.repeat_interleave(group, dim=0)
-            self.key_valid = self.key_valid.repeat_interleave(group, dim=0)
-
 
 class RecomputeCache(_CacheBase):
     """NeMo-style reference: per-layer hidden states only; K/V re-projected at every step."""
@@ -194,16 +201,11 @@ class RecomputeCache(_CacheBase):
         max_len: int,
         offsets: torch.Tensor | None = None,
     ) -> None:
-        rows = memory.shape[0]
-        super().__init__(rows, max_len, offsets, memory.device)
+        super().__init__(memory, memory_lens, max_len, offsets)
         n_layers = len(decoder.layers)
-        self.hidden = memory.new_empty(n_layers, rows, max_len, memory.shape[2])  # (L, R, S, D)
+        # (L, R, S, D): each layer's input at every position so far
+        self.hidden = memory.new_empty(n_layers, self.rows, max_len, memory.shape[2])
         self.memory = memory  # (R, T, D)
-        self._cross_mask = _cross_mask(memory, memory_lens)
-
-    @property
-    def cross_mask(self) -> torch.Tensor | None:
-        return self._cross_mask
 
     def self_kv(
         self,
@@ -226,10 +228,7 @@ class RecomputeCache(_CacheBase):
         self.memory = self.memory.repeat_interleave(group, dim=0)
         if self._cross_mask is not None:
             self._cross_mask = self._cross_mask.repeat_interleave(group, dim=0)
-        self.rows *= group
-        if self.offsets is not None and self.key_valid is not None:
-            self.offsets = self.offsets.repeat_interleave(group, dim=0)
-            self.key_valid = self.key_valid.repeat_interleave(group, dim=0)
+        self._repeat_layout(group)
 
     def reorder(self, rows: torch.Tensor) -> None:
         t = self.length
