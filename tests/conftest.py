@@ -1,8 +1,9 @@
-"""Shared pytest configuration: markers and paths to optional real data."""
+"""Shared pytest configuration: markers, one torch thread, and paths to optional real data."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread per test process: the suite runs as two xdist workers on two cores, so
+    more threads per worker only add contention (multi-threaded training of the inference
+    fixtures ran many times slower). Session-wide, so session fixtures get it too."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

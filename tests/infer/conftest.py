@@ -9,8 +9,7 @@ steps emits varied tokens, EOS at different steps, and confident but imperfect p
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,30 +38,9 @@ CORPUS = CorpusConfig(seed=0)
 MAX_SECONDS = 2.8  # short utterances keep training and decoding fast
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Two cores shared by two xdist workers: more torch threads per worker only adds contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    # Session fixtures run before the autouse one above; two cores shared with another xdist
-    # worker make multi-threaded training many times slower, not faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -163,8 +141,7 @@ def partly_trained(utterances: Utterances, tokenizer: CanaryTokenizer) -> AEDMod
     """30 steps: varied outputs that stop at EOS, some right and some wrong."""
     torch.manual_seed(0)
     model = AEDModel(_small_config(tokenizer.vocab_size))
-    with _one_thread():
-        _train(model, _training_batch(utterances, tokenizer), steps=30)
+    _train(model, _training_batch(utterances, tokenizer), steps=30)
     return model.eval()
 
 

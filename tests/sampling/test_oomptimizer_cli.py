@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from test_oomptimizer_simulate import small_config
 from typer.testing import CliRunner
 
@@ -36,7 +35,6 @@ def small_plan(path: Path, durations: np.ndarray, tokens: np.ndarray, sub: int) 
 
 
 def test_cli_writes_a_table_the_sampler_accepts(tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     durations = rng.uniform(0.5, 6.0, 2000)
     tokens = (6 + durations * rng.uniform(2, 6, 2000)).astype(np.int64)

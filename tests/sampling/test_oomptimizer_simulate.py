@@ -43,11 +43,6 @@ WORKLOAD = AEDWorkload.from_config(small_config())
 SHORT, LONG = BucketShape(3.0, 30, index=0), BucketShape(8.0, 70, index=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 @pytest.mark.parametrize("target", ["cpu", "cuda"])
 def test_replay_equals_a_direct_simulated_step(target: str) -> None:
     """A trace recorded at batch 2 (and 3) replays a step at another size byte for byte."""
