@@ -11,6 +11,9 @@ measurements, what it takes to read them later and to reproduce them:
   (the team's machines are shared, so timings are only comparable within one record), and the
   GPU when the script runs on one.
 
+Versions and machine are collected by `padless.environment` (``padless bench-rtfx --json``
+reports the same keys); this module renders and writes them.
+
 Scripts import it as a sibling module: run as ``python bench/<script>.py`` Python already puts
 ``bench/`` first on ``sys.path``; loaded by file path (as tests load ``bench/datasets.py``) the
 script inserts ``bench/`` itself before ``from record import ...``.
@@ -20,21 +23,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
 import shlex
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from padless.environment import MACHINE_KEYS, environment_info, machine_info, package_versions
 
 REPO = Path(__file__).resolve().parents[1]
 #: Where records go unless a script is told otherwise (``--out-dir``).
 RESULTS = REPO / "bench" / "results"
-#: Keys of `machine_info`; everything else in an `environment_info` dict is a version.
-MACHINE_KEYS = ("uname", "cpu", "cores", "usable_cores", "load_average", "gpu", "gpu_memory")
 
 
 def today() -> str:
@@ -48,60 +47,6 @@ def command() -> str:
     if script.is_relative_to(REPO):
         script = script.relative_to(REPO)
     return "python " + shlex.join([script.as_posix(), *sys.argv[1:]])
-
-
-def machine_info() -> dict[str, Any]:
-    """``uname -a``, CPU model, cores visible and usable, load average (1/5/15 min) now, and
-    the CUDA device when the script has imported torch and one is available."""
-    try:
-        uname = subprocess.run(["uname", "-a"], capture_output=True, text=True, check=True)
-        system = uname.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        system = " ".join(platform.uname())
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:  # not Linux
-        cpuinfo = []
-    models = (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    info: dict[str, Any] = {
-        "uname": system,
-        "cpu": next(models, platform.processor() or "unknown"),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
-    torch = sys.modules.get("torch")  # never imported here: a GPU is only there if torch is
-    if torch is not None and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-        info["gpu_memory"] = torch.cuda.get_device_properties(0).total_memory
-    return info
-
-
-def package_versions(*packages: str) -> dict[str, str]:
-    """python, padless and its commit, then each package (distribution name) in order; a
-    package that is not installed says so rather than failing the run at its very end."""
-    out = {"python": platform.python_version()}
-    for name in ("padless", *packages):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    try:
-        git = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
-        )
-        out["padless_commit"] = git.stdout.strip() or "unknown"
-    except OSError:  # no git on the machine
-        out["padless_commit"] = "unknown"
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.version.cuda:
-        out["cuda"] = torch.version.cuda
-    return out
-
-
-def environment_info(*packages: str) -> dict[str, Any]:
-    """`package_versions` and `machine_info` in one flat dict: a JSON record's ``machine``."""
-    return package_versions(*packages) | machine_info()
 
 
 def _format_versions(info: Mapping[str, Any]) -> str:

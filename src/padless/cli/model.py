@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -259,6 +258,7 @@ def bench_rtfx(
     import torch
 
     from padless.data.stream import read_manifest
+    from padless.environment import environment_info
     from padless.infer import cpu
     from padless.infer.options import CacheMode
     from padless.infer.rtfx import RtfxConfig, build_timing_model, run_rtfx
@@ -321,7 +321,7 @@ def bench_rtfx(
             "seed": seed,
             "malloc_keep_freed": malloc_tuned,
         },
-        "machine": machine_info(device),
+        "machine": environment_info("torch"),
     }
     if as_json:
         typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
@@ -342,33 +342,3 @@ def bench_rtfx(
             f"{r.output_tokens:,}",
         )
     Console().print(table)
-
-
-def machine_info(device: str) -> dict[str, Any]:
-    """Versions and hardware for benchmark records."""
-    import platform
-
-    import torch
-
-    import padless
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "uname": " ".join(platform.uname()),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "padless": padless.__version__,
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-        info["cuda"] = torch.version.cuda
-    return info
