@@ -117,3 +117,39 @@ def test_errors_name_the_example_and_the_file(tmp_path: Path, make_audio) -> Non
         AudioError, match=r"example 'z' \(no audio\): example has no audio reference"
     ):
         load_audio(_example(None, "z"))
+
+
+def test_missing_file_says_file_not_found(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.wav")
+    with pytest.raises(AudioError, match=rf"file not found: {missing}$"):
+        load_audio(_example(FileAudio(missing), "m"))
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "DOUBLE"])
+def test_non_finite_samples_are_an_error_naming_the_example_and_count(
+    tmp_path: Path, subtype: str
+) -> None:
+    samples = np.sin(np.linspace(0, 100, 16_000)).astype(np.float32) * 0.5
+    samples[[10, 20, 30]] = [np.nan, np.inf, -np.inf]
+    path = tmp_path / "bad.wav"
+    sf.write(path, samples, 16_000, subtype=subtype)
+    message = r"example 'nan-1' \(.*bad\.wav\): 3 non-finite samples of 16000 \(1 NaN, 2 infinite\)"
+    with pytest.raises(AudioError, match=message):
+        load_audio(_example(FileAudio(str(path)), "nan-1"))
+    with pytest.raises(AudioError, match="3 non-finite samples"):
+        load_pcm(_example(FileAudio(str(path)), "nan-1"), "int32")
+    with pytest.raises(AudioError, match=r"example 'arr' \(in-memory array\): 3 non-finite"):
+        load_audio(_example(ArrayAudio(samples, 16_000), "arr"))
+
+
+def test_float_files_read_as_integers_are_scaled_not_truncated(tmp_path: Path) -> None:
+    samples = (np.sin(np.linspace(0, 100, 8000)) * 0.5).astype(np.float32)
+    path = tmp_path / "f.wav"
+    sf.write(path, samples, 16_000, subtype="FLOAT")
+    pcm16, _ = load_pcm(_example(FileAudio(str(path))), "int16")
+    np.testing.assert_array_equal(pcm16[:, 0], np.round(samples.astype(np.float64) * 32768))
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, samples * 3, 16_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"float samples outside \[-1, 1\] \(peak 1\.500\)"):
+        load_pcm(_example(FileAudio(str(loud))), "int32")
+    assert np.max(np.abs(load_audio(_example(FileAudio(str(loud)))))) == pytest.approx(1.5)

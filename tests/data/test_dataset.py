@@ -219,3 +219,15 @@ def test_bad_prompts_fail_before_audio_is_read(tok: CanaryTokenizer, tmp_path: P
         next(iter(loader))
     with pytest.raises(ValueError, match="empty list of examples"):
         dataset[[]]
+
+
+def test_non_finite_audio_is_an_error_in_training_batches(
+    tok: CanaryTokenizer, examples: list[Example], tmp_path: Path
+) -> None:
+    samples = tone(1.0, 16_000)[:, 0].astype(np.float32)
+    samples[7] = np.inf
+    path = tmp_path / "inf.wav"
+    sf.write(path, samples, 16_000, subtype="FLOAT")
+    bad = Example("inf-1", 1.0, FileAudio(str(path)), "Hello.", "en", "en")
+    with pytest.raises(AudioError, match=r"example 'inf-1' .*1 non-finite samples of 16000"):
+        SpeechDataset(tok)[[examples[0], bad]]

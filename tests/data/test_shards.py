@@ -105,6 +105,31 @@ def test_in_memory_audio_is_quantized_to_24_bits(tmp_path: Path) -> None:
     assert np.max(np.abs(load_audio(stored) - samples)) < 2**-22
 
 
+@pytest.mark.parametrize("subtype", ["FLOAT", "DOUBLE"])
+def test_float_wav_round_trips_within_24_bit_quantisation(tmp_path: Path, subtype: str) -> None:
+    # Regression: float WAVs were read as unscaled integers and stored as near-silence.
+    rng = np.random.default_rng(0)
+    samples = np.clip(
+        0.3 * np.sin(np.linspace(0, 900, 12_000)) + 0.05 * rng.standard_normal(12_000), -1, 1
+    )
+    path = tmp_path / f"{subtype}.wav"
+    sf.write(path, samples, 16_000, subtype=subtype)
+    source = Example("f", 0.75, FileAudio(str(path)), "x", "en", "en")
+    write_shards([source], tmp_path / "s")
+    (stored,) = read_manifest(str(tmp_path / "s"))
+    stored_pcm, _ = load_pcm(stored, "int32")
+    original = sf.read(path, dtype="float64")[0]
+    # Half a 24-bit step (plus a 32-bit one: rounded to int32 first) at most.
+    assert np.max(np.abs(stored_pcm[:, 0] / 2**31 - original)) <= 2**-24 + 2**-32
+    assert np.max(np.abs(load_audio(stored) - original)) <= 2**-23
+    # Out of full scale: storing would clip, so the writer refuses (or skips and counts).
+    sf.write(path, samples * 4, 16_000, subtype=subtype)
+    with pytest.raises(AudioError, match=r"example 'f' .*float samples outside \[-1, 1\]"):
+        write_shards([source], tmp_path / "loud")
+    skipped = write_shards([source], tmp_path / "skip", ShardWriterConfig(on_error="skip"))
+    assert skipped.skipped.total == 1 and skipped.shards.examples == 0
+
+
 def test_keys_are_safe_and_distinct() -> None:
     ids = ["a/b.wav#1.500", "a_b_wav_1_500", "a:b.wav#1.500", "x" * 300, "plain-id_7"]
     keys = [shard_key(i) for i in ids]

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from padless.cli.errors import input_errors
+
 model_app = typer.Typer(help="Inspect model presets and checkpoints.", no_args_is_help=True)
 
 
@@ -190,15 +192,16 @@ def transcribe(
     with torch.inference_mode(), Progress(transient=True, disable=out is None) as progress:
         bar = progress.add_task("transcribing", total=len(examples))
         try:
-            results = run_transcribe(
-                ckpt.model,
-                tokenizer,
-                examples,
-                overrides=overrides,
-                options=options,
-                batch_size=batch_size,
-                on_batch=lambda n: progress.advance(bar, n),
-            )
+            with input_errors():  # unreadable or non-finite audio: "error: example ..."
+                results = run_transcribe(
+                    ckpt.model,
+                    tokenizer,
+                    examples,
+                    overrides=overrides,
+                    options=options,
+                    batch_size=batch_size,
+                    on_batch=lambda n: progress.advance(bar, n),
+                )
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None
     lines = []

@@ -13,13 +13,16 @@ to keep (the lhotse reader sets it for cuts of one channel of a multi-channel fi
 uses soxr (a real band-limited resampler, "HQ" quality by default).
 
 ``load_pcm(example)`` returns the stored integer samples without conversion (frames, channels),
-for lossless copies such as the shard writer. Unreadable, corrupt or too short audio raises
-``AudioError`` naming the example id and the file.
+for lossless copies such as the shard writer; float sources (32/64-bit float files, in-memory
+arrays) are quantised to the integer type. Unreadable, corrupt or too short audio, NaN or
+infinite samples, and float samples outside [-1, 1] asked for as integers raise ``AudioError``
+naming the example id and the file.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +59,9 @@ DEFAULT_AUDIO_CONFIG = AudioConfig()
 
 #: libsndfile subtypes whose samples fit int16 exactly; others are read as int32.
 _INT16_SUBTYPES = frozenset(("PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW", "DWVW_12", "DWVW_16"))
+#: Subtypes that store floats. libsndfile reads them as integers without scaling unless told
+#: to (a sample of 0.5 becomes 0), so integer reads of these go through float64 here.
+_FLOAT_SUBTYPES = frozenset(("FLOAT", "DOUBLE"))
 
 
 def describe_source(example: Example) -> str:
@@ -85,7 +91,9 @@ def load_pcm(
     """Stored samples as integers, unconverted: ((frames, channels) array of ``dtype``, rate).
 
     For 16-bit sources ``dtype="int16"`` returns the exact stored PCM; ``"int32"`` holds 24-bit
-    sources exactly (left-aligned, as libsndfile returns them).
+    sources exactly (left-aligned, as libsndfile returns them). Float sources are rounded to
+    the nearest integer step (full scale 1.0 = 2**15 or 2**31); a sample outside [-1, 1] would
+    have to be clipped and is an `AudioError` instead.
     """
     return _read(example, dtype, config)
 
@@ -105,6 +113,12 @@ def pcm_subtype(example: Example) -> str:
 def is_int16_exact(subtype: str) -> bool:
     """True when samples of this subtype fit int16 without loss."""
     return subtype in _INT16_SUBTYPES
+
+
+def is_float(subtype: str) -> bool:
+    """True when this subtype stores floating-point samples (``pcm_subtype`` of a float file or
+    an in-memory array)."""
+    return subtype in _FLOAT_SUBTYPES
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -156,7 +170,9 @@ def _read(example: Example, dtype: str, config: AudioConfig) -> tuple[np.ndarray
                     frames = round(audio.duration * rate)
                 if start:
                     snd.seek(start)
-            samples = snd.read(frames, dtype=dtype, always_2d=True)  # (frames, channels)
+            stored_float = snd.subtype in _FLOAT_SUBTYPES
+            read_dtype = "float64" if stored_float and dtype.startswith("int") else dtype
+            samples = snd.read(frames, dtype=read_dtype, always_2d=True)  # (frames, channels)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise _error(example, err) from err
     if frames > 0 and frames - len(samples) > config.duration_tolerance * rate:
@@ -168,6 +184,10 @@ def _read(example: Example, dtype: str, config: AudioConfig) -> tuple[np.ndarray
         )
     if len(samples) == 0:
         raise AudioError(example.id, describe_source(example), "no samples")
+    if samples.dtype.kind == "f":
+        _check_finite(example, samples)
+        if samples.dtype != np.dtype(dtype):
+            samples = _quantize(example, samples, dtype)
     return samples, rate
 
 
@@ -179,13 +199,45 @@ def _from_array(example: Example, audio: ArrayAudio, dtype: str) -> np.ndarray:
         samples = samples.T  # (channels, T) -> (T, channels)
     else:
         raise AudioError(example.id, "in-memory array", f"array has shape {samples.shape}")
+    if samples.dtype.kind == "f":
+        _check_finite(example, samples)
     if dtype == "float32":
         return samples.astype(np.float32, copy=False)
     if samples.dtype == np.dtype(dtype):
         return samples
-    scale = np.iinfo(np.dtype(dtype)).max
-    clipped = np.clip(samples.astype(np.float64), -1.0, 1.0)
-    return np.round(clipped * scale).astype(dtype)
+    return _quantize(example, samples, dtype)
+
+
+def _check_finite(example: Example, samples: np.ndarray) -> None:
+    """NaN or infinite samples are an error: they would reach the model as NaN features and
+    loss (training) or as a confident-looking transcript of garbage (inference). One pass over
+    the samples, small next to decoding them."""
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = samples.size - int(np.count_nonzero(finite))
+        nan = int(np.count_nonzero(np.isnan(samples)))
+        raise AudioError(
+            example.id,
+            describe_source(example),
+            f"{bad} non-finite samples of {samples.size} ({nan} NaN, {bad - nan} infinite)",
+        )
+
+
+def _quantize(example: Example, samples: np.ndarray, dtype: str) -> np.ndarray:
+    """Float samples (full scale 1.0) as integers of ``dtype``, rounded to the nearest step.
+    Samples beyond full scale are refused: clipping them would change the audio silently."""
+    peak = float(np.max(np.abs(samples)))
+    if peak > 1.0:
+        over = int(np.count_nonzero(np.abs(samples) > 1.0))
+        raise AudioError(
+            example.id,
+            describe_source(example),
+            f"{over} float samples outside [-1, 1] (peak {peak:.3f}) cannot be stored as "
+            f"{dtype} without clipping",
+        )
+    info = np.iinfo(np.dtype(dtype))
+    scaled = np.round(samples.astype(np.float64) * -float(info.min))
+    return np.clip(scaled, info.min, info.max).astype(dtype)
 
 
 def _to_mono(example: Example, samples: np.ndarray) -> np.ndarray:
@@ -207,8 +259,13 @@ def _to_mono(example: Example, samples: np.ndarray) -> np.ndarray:
 def _error(example: Example, err: Exception) -> AudioError:
     if isinstance(err, AudioError):
         return err
-    if isinstance(err, FileNotFoundError):
-        reason = "file not found"
+    audio = example.audio
+    # libsndfile reports a missing file as "System error": look (on the error path only).
+    missing = isinstance(err, FileNotFoundError)
+    if isinstance(audio, FileAudio) and not fs.is_url(audio.path):
+        missing = missing or not os.path.exists(fs.local_path(audio.path))
+    if missing:
+        reason = f"file not found: {describe_source(example)}"
     elif isinstance(err, sf.LibsndfileError | RuntimeError):
         reason = f"cannot decode audio: {err}"
     else:

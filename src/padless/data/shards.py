@@ -38,6 +38,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from padless.data import fs
@@ -339,16 +340,45 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
 
 
 def _encode_flac(example: Example) -> tuple[bytes, int]:
-    """The example's audio segment as FLAC bytes (lossless for integer PCM), and its rate."""
+    """The example's audio segment as FLAC bytes, and its rate; decoded again and compared, so
+    a shard never holds audio other than what was read (costs one FLAC decode, a fraction of
+    the encode)."""
     import soundfile as sf
 
-    from padless.data.audio import is_int16_exact, load_pcm, pcm_subtype
+    from padless.data.audio import (
+        describe_source,
+        is_float,
+        is_int16_exact,
+        load_pcm,
+        pcm_subtype,
+    )
+    from padless.data.errors import AudioError
 
-    int16 = is_int16_exact(pcm_subtype(example))
+    subtype = pcm_subtype(example)
+    int16 = is_int16_exact(subtype)
     pcm, rate = load_pcm(example, "int16" if int16 else "int32")  # (frames, channels)
+    if not int16:
+        # FLAC stores 24 bits: float sources are rounded to the nearest 24-bit step (at most
+        # 2**-24 of full scale off); 32-bit integer sources keep their top 24 bits.
+        pcm = _to_24_bits(pcm, rounded=is_float(subtype))
     buf = io.BytesIO()
     sf.write(buf, pcm, rate, format="FLAC", subtype="PCM_16" if int16 else "PCM_24")
-    return buf.getvalue(), rate
+    flac = buf.getvalue()
+    back, back_rate = sf.read(io.BytesIO(flac), dtype=str(pcm.dtype), always_2d=True)
+    if back_rate != rate or back.shape != pcm.shape or not np.array_equal(back, pcm):
+        raise AudioError(
+            example.id, describe_source(example), "FLAC written does not decode to the samples read"
+        )
+    return flac, rate
+
+
+def _to_24_bits(pcm: np.ndarray, rounded: bool) -> np.ndarray:
+    """int32 samples with the low 8 bits cleared (what a 24-bit FLAC keeps), rounding to the
+    nearest 24-bit step when ``rounded`` (else truncating, as libsndfile does)."""
+    wide = pcm.astype(np.int64)
+    if rounded:
+        wide = np.minimum(wide + 128, np.iinfo(np.int32).max)
+    return ((wide >> 8) << 8).astype(np.int32)
 
 
 def _write_shard(
