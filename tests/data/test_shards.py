@@ -130,6 +130,32 @@ def test_float_wav_round_trips_within_24_bit_quantisation(tmp_path: Path, subtyp
     assert skipped.skipped.total == 1 and skipped.shards.examples == 0
 
 
+def test_index_offsets_that_do_not_match_the_tar_are_an_error(corpus: dict, tmp_path: Path) -> None:
+    # Regression: with two index offsets swapped, an example returned the other's audio (and
+    # re-sharding copied it on). The tar header in front of the member must name the example.
+    write_shards(read_manifest(str(corpus["manifest"])), tmp_path / "s")
+    index = next((tmp_path / "s").glob("*.index.jsonl"))
+    rows = [orjson.loads(line) for line in index.read_bytes().splitlines()]
+    good = list(read_manifest(str(tmp_path / "s")))
+    assert [load_audio(e).shape for e in good]  # all readable before the swap
+    rows[1]["offset"], rows[3]["offset"] = rows[3]["offset"], rows[1]["offset"]
+    rows[1]["size"], rows[3]["size"] = rows[3]["size"], rows[1]["size"]
+    index.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    swapped = list(read_manifest(str(tmp_path / "s"), on_error="raise"))
+    expected = r"example 'utt1' \(.*shard-000000\.tar @ byte \d+\): the tar member here is "
+    expected += r"'utt3\.flac' \(\d+ bytes\), the index expects 'utt1\.flac'"
+    with pytest.raises(AudioError, match=expected):
+        load_audio(swapped[1])
+    with pytest.raises(AudioError, match="the index does not match the tar"):
+        write_shards(swapped, tmp_path / "copy")
+    # An offset into the middle of a member: no valid header in front of it.
+    shifted = dataclasses.replace(
+        good[0], audio=good[0].audio._replace(offset=good[0].audio.offset + 100)
+    )
+    with pytest.raises(AudioError, match="no tar header in front of the member"):
+        load_audio(shifted)
+
+
 def test_keys_are_safe_and_distinct() -> None:
     ids = ["a/b.wav#1.500", "a_b_wav_1_500", "a:b.wav#1.500", "x" * 300, "plain-id_7"]
     keys = [shard_key(i) for i in ids]

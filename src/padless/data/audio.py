@@ -4,8 +4,10 @@
 
 - ``FileAudio``: soundfile (libsndfile: wav, flac, ogg/vorbis/opus, mp3) opens the file and
   seeks to the segment, so a 3 s cut of an hour-long recording reads 3 s, not the hour.
-- ``ShardAudio``: one ranged read of the member's bytes (``pread`` locally, a range request on
-  object storage), decoded from memory; the tar is never scanned.
+- ``ShardAudio``: one ranged read of the member's tar header and bytes (``pread`` locally, a
+  range request on object storage), decoded from memory; the tar is never scanned. The header
+  must name this example's member and size, so an index that disagrees with its tar is an
+  error, never another example's audio.
 - ``ArrayAudio``: passed through (down-mixed and resampled if needed).
 
 Multi-channel audio is averaged to mono, unless ``example.extras["channel"]`` names the channel
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from padless.data.example import (
     FileAudio,
     ShardAudio,
 )
+from padless.data.shards import shard_key
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class AudioConfig:
 
 
 DEFAULT_AUDIO_CONFIG = AudioConfig()
+
+_TAR_BLOCK = 512  # a USTAR header: the block in front of every member's data
 
 #: libsndfile subtypes whose samples fit int16 exactly; others are read as int32.
 _INT16_SUBTYPES = frozenset(("PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW", "DWVW_12", "DWVW_16"))
@@ -136,17 +142,51 @@ def _open(example: Example) -> Iterator[sf.SoundFile]:
             yield snd
         return
     if isinstance(audio, ShardAudio):
-        data = fs.read_range(audio.shard, audio.offset, audio.size)
-        if len(data) != audio.size:
-            raise AudioError(
-                example.id,
-                describe_source(example),
-                f"shard truncated: read {len(data)} of {audio.size} bytes",
-            )
+        data = _read_member(example, audio)
         with sf.SoundFile(io.BytesIO(data)) as snd:
             yield snd
         return
     raise AudioError(example.id, describe_source(example), "example has no audio reference")
+
+
+def _read_member(example: Example, audio: ShardAudio) -> memoryview:
+    """The member's bytes, after checking that the tar header in front of them names this
+    example's member with this size. The header is read in the same range request as the
+    payload (512 bytes more), so an index whose offsets do not match its tar (swapped lines, a
+    tar rewritten beside an old index) fails here instead of returning another example's
+    audio."""
+    start = audio.offset - _TAR_BLOCK
+    if start < 0:
+        raise AudioError(
+            example.id,
+            describe_source(example),
+            f"offset {audio.offset} leaves no room for the tar header before the member",
+        )
+    data = fs.read_range(audio.shard, start, _TAR_BLOCK + audio.size)
+    if len(data) != _TAR_BLOCK + audio.size:
+        got = max(len(data) - _TAR_BLOCK, 0)
+        raise AudioError(
+            example.id,
+            describe_source(example),
+            f"shard truncated: read {got} of {audio.size} bytes",
+        )
+    expected = f"{shard_key(example.id)}.{audio.format}"
+    try:
+        header = tarfile.TarInfo.frombuf(data[:_TAR_BLOCK], "utf-8", "surrogateescape")
+    except tarfile.HeaderError as err:
+        raise AudioError(
+            example.id,
+            describe_source(example),
+            f"no tar header in front of the member ({err}): the index does not match the tar",
+        ) from None
+    if header.name != expected or header.size != audio.size:
+        raise AudioError(
+            example.id,
+            describe_source(example),
+            f"the tar member here is {header.name!r} ({header.size} bytes), the index expects "
+            f"{expected!r} ({audio.size} bytes): the index does not match the tar",
+        )
+    return memoryview(data)[_TAR_BLOCK:]
 
 
 def _read(example: Example, dtype: str, config: AudioConfig) -> tuple[np.ndarray, int]:
