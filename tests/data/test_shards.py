@@ -20,7 +20,7 @@ from padless.data.audio import load_audio, load_pcm
 from padless.data.errors import AudioError, PadlessInputError
 from padless.data.example import ArrayAudio, Example, FileAudio, ShardAudio
 from padless.data.shards import ShardSet, ShardWriterConfig, shard_key, write_shards
-from padless.data.stream import read_manifest
+from padless.data.stream import ExampleStream, read_manifest
 
 
 def _without_audio(example: Example) -> Example:
@@ -154,6 +154,34 @@ def test_index_offsets_that_do_not_match_the_tar_are_an_error(corpus: dict, tmp_
     )
     with pytest.raises(AudioError, match="no tar header in front of the member"):
         load_audio(shifted)
+
+
+def test_index_that_disagrees_with_shards_json_is_an_error(corpus: dict, tmp_path: Path) -> None:
+    # Regression: a truncated or extended index silently dropped examples or read extra ones.
+    write_shards(read_manifest(str(corpus["manifest"])), tmp_path, ShardWriterConfig(shard_size=3))
+    index = tmp_path / "shard-000001.index.jsonl"
+    original = index.read_bytes()
+    lines = original.splitlines(keepends=True)
+    assert len(list(read_manifest(str(tmp_path)))) == 7
+    for on_error in ("raise", "skip"):  # a whole shard is suspect: never skipped
+        index.write_bytes(b"".join(lines[:2]))  # truncated
+        message = rf"{index}: index has {len(lines[0] + lines[1])} bytes, "
+        message += rf"{tmp_path / 'shards.json'} lists {len(original)} \(truncated"
+        with pytest.raises(PadlessInputError, match=message):
+            list(read_manifest(str(tmp_path), on_error=on_error))
+    index.write_bytes(original + lines[0])  # extended
+    with pytest.raises(PadlessInputError, match=r"shard-000001\.index\.jsonl: index has \d+ bytes"):
+        list(read_manifest(str(tmp_path)))
+    # The same size with a line fewer: the record count is checked too.
+    padded = lines[0].rstrip(b"\n") + b" " * len(lines[1]) + b"\n"
+    index.write_bytes(padded + lines[2])
+    with pytest.raises(PadlessInputError, match=r"index has 2 records, .*shards\.json lists 3"):
+        list(read_manifest(str(tmp_path)))
+    # Every rank's slice checks the size; it does not matter which slot opens the index.
+    index.write_bytes(original + lines[0])
+    with pytest.raises(PadlessInputError):
+        for rank in range(4):
+            list(ExampleStream(str(tmp_path), rank=rank, world_size=4, block_bytes=64))
 
 
 def test_keys_are_safe_and_distinct() -> None:

@@ -39,6 +39,15 @@ class AudioError(PadlessInputError):
         super().__init__(f"example {example_id!r} ({source}): {reason}", reason)
 
 
+class ShardError(PadlessInputError):
+    """A shard file that disagrees with its folder's ``shards.json`` (truncated, extended or
+    replaced after writing). Always raised: the shard as a whole is suspect, not one record."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {reason}", reason)
+
+
 class SkipCounter:
     """Counts records skipped under ``on_error="skip"``, by reason, and remembers the first few."""
 

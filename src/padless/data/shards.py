@@ -107,6 +107,10 @@ class ShardSet:
     def duration(self) -> float:
         return sum(s.duration for s in self.shards)
 
+    @property
+    def list_path(self) -> str:
+        return fs.join(self.root, SHARD_LIST)
+
     def tar_path(self, shard: ShardInfo) -> str:
         return fs.join(self.root, shard.tar)
 

@@ -48,7 +48,7 @@ from typing import IO, Any, Literal, NamedTuple
 import orjson
 
 from padless.data import fs
-from padless.data.errors import ManifestError, OnError, SkipCounter
+from padless.data.errors import ManifestError, OnError, ShardError, SkipCounter
 from padless.data.example import Example
 from padless.data.lhotse_cuts import lhotse_parser, looks_like_lhotse
 from padless.data.nemo import FieldChecks, FieldError, Parser, nemo_parser
@@ -113,6 +113,10 @@ class SourceFile:
     size: int  # bytes (compressed size for .gz)
     seekable: bool
     tar: str | None = None  # the shard tar an index points into
+    #: For a shard index listed in a ``shards.json``: that list's path and the number of
+    #: records it says the index holds (``size`` is then the listed byte size, checked on open).
+    shard_list: str | None = None
+    examples: int | None = None
 
 
 def resolve_sources(paths: str | Sequence[str]) -> list[SourceFile]:
@@ -122,9 +126,16 @@ def resolve_sources(paths: str | Sequence[str]) -> list[SourceFile]:
         path = str(path)
         if ShardSet.is_shard_set(path):
             shard_set = ShardSet.load(path)
+            list_path = shard_set.list_path
             files.extend(
                 SourceFile(
-                    shard_set.index_path(s), "index", s.index_bytes, True, shard_set.tar_path(s)
+                    shard_set.index_path(s),
+                    "index",
+                    s.index_bytes,
+                    True,
+                    shard_set.tar_path(s),
+                    list_path,
+                    s.examples,
                 )
                 for s in shard_set.shards
             )
@@ -289,7 +300,18 @@ class StreamIterator:
         if cur.handle_file != file or cur.handle is None:
             if cur.handle is not None:
                 cur.handle.close()
-            cur.handle, cur.handle_file = fs.open_binary(self.stream.files[file].path), file
+            src = self.stream.files[file]
+            cur.handle, cur.handle_file = fs.open_binary(src.path), file
+            if src.shard_list is not None:
+                # The split planned with the listed size: a longer index would lose its tail
+                # silently, a shorter one its missing lines. Seeking to the end reads nothing.
+                size = cur.handle.seek(0, 2)
+                if size != src.size:
+                    raise ShardError(
+                        src.path,
+                        f"index has {size} bytes, {src.shard_list} lists {src.size} "
+                        "(truncated, extended or replaced after the shard set was written)",
+                    )
         return cur.handle
 
     def _byte_range(self, piece: Piece) -> Iterator[Example]:
@@ -305,8 +327,13 @@ class StreamIterator:
         else:
             f.seek(0)
         cur.offset = pos
-        for line in f:
+        src = self.stream.files[piece.file]
+        # A slot that reads a listed index whole checks its record count against the list.
+        whole = src.examples is not None and pos == 0 and end == src.size
+        records = 0
+        for records, line in enumerate(f, 1):
             if pos >= end:
+                records -= 1
                 break
             start = pos
             pos += len(line)
@@ -319,6 +346,10 @@ class StreamIterator:
             cur.offset = pos
             yield example
         cur.offset = pos
+        if whole and records != src.examples:
+            raise ShardError(
+                src.path, f"index has {records} records, {src.shard_list} lists {src.examples}"
+            )
 
     def _sequential(self, piece: Piece) -> Iterator[Example]:
         """Every ``stride``-th line of a whole file from ``phase`` (compressed files)."""
