@@ -171,6 +171,17 @@ def test_exactly_one_batch_size_option(setup) -> None:
     assert result.exit_code != 0 and "exactly one" in result.output
 
 
+@pytest.mark.parametrize(("option", "value"), [("--world-size", "0"), ("--epochs", "0")])
+def test_ranks_and_epochs_below_one_are_usage_errors(setup, option: str, value: str) -> None:
+    # Regression: --world-size 0 ended in an IndexError traceback, --epochs 0 in 0 batches.
+    _, manifest, plan = setup
+    args = ["bench-sampler", str(manifest), "--plan", str(plan), "--batch-size", "4"]
+    result = CliRunner().invoke(app, [*args, option, value])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert option in result.output and f"must be at least 1, got {value}" in result.output
+
+
 def test_step_log_agreement_and_spread() -> None:
     from padless.sampling.bench import StepLog
 

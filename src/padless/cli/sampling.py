@@ -238,6 +238,9 @@ def bench_sampler(
     from padless.sampling.sources import manifest_sources
 
     baseline_rss = peak_rss_mb()
+    for value, hint in ((world_size, "--world-size"), (epochs, "--epochs")):
+        if value < 1:
+            raise typer.BadParameter(f"must be at least 1, got {value}", param_hint=hint)
     if sum(x is not None for x in (batch_duration, batch_size, batch_sizes)) != 1:
         raise typer.BadParameter(
             "give exactly one of --batch-duration, --batch-size, --batch-sizes"

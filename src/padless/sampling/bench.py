@@ -158,6 +158,8 @@ def run_samplers(
     (through JSON), a fresh sampler loads it and continues; only batches from step K on are
     dumped. ``dump``: one JSON line per batch ``{"rank", "step", "bucket", "ids"}``.
     """
+    if world_size < 1 or epochs < 1:
+        raise ValueError(f"world_size and epochs must be >= 1, got {world_size} and {epochs}")
     samplers = [make(r) for r in range(world_size)]
     totals = PaddingTotals()
     internal = SamplerStats(len(samplers[0].plan))
