@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -157,6 +158,39 @@ def test_rank_balance_drops_fewer_than_world_size_with_batch_size_one(examples, 
     kept = len(_kept(data, plan_1d))
     assert len(set(counts)) == 1
     assert sum(s.dropped["rank_balance"] for s in samplers) == kept - 4 * counts[0] < 4
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[0, 0, 3, 2] + [1] * 12, [0, 4, 3, 2, 2, 2, 2, 2]],
+    ids=["17-on-16-ranks", "17-on-8-ranks"],
+)
+@pytest.mark.parametrize("sync", [True, False])
+def test_rank_balance_lends_batches_instead_of_dropping(examples, plan_2d, sizes, sync) -> None:
+    """Regression: a rank without data made every rank yield 0 batches (all 17 examples
+    dropped on 16 ranks, 8 of 17 on 8). Ranks with extra batches or examples lend them to
+    ranks short of the count, so nothing is dropped here."""
+    kept = _kept(examples, plan_2d)
+    data = [e for e in examples if e.id in kept][:17]
+    bounds = np.cumsum([0, *sizes])
+    per_rank = [data[a:b] for a, b in pairwise(bounds)]
+
+    class Uneven(ExampleList):
+        def __call__(self, *, rank: int, world_size: int) -> ExampleList:
+            return ExampleList(per_rank[rank])
+
+    config = SamplerConfig(sync=sync)
+    samplers = [
+        DynamicBucketingSampler(
+            Uneven([]), plan_2d, DurationBudget(60.0), config, rank=r, world_size=len(sizes)
+        )
+        for r in range(len(sizes))
+    ]
+    out = [_ids(s) for s in samplers]
+    assert len({len(b) for b in out}) == 1 and len(out[0]) >= 1
+    seen = Counter(i for batches in out for b in batches for i in b)
+    assert max(seen.values()) == 1 and set(seen) == {e.id for e in data}
+    assert sum(s.dropped.total() for s in samplers) == 0
 
 
 @pytest.mark.parametrize("buffer_size", [40, 2000])

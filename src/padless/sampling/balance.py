@@ -31,9 +31,18 @@ agreement near the end of an epoch). padless fixes both from one piece of shared
   own, giving its ``batches`` and ``capacity`` (batches before its stream ran out plus the
   examples left then: the most it can yield by splitting), and every rank yields
   ``T = min(max(batches), min(capacity))``: a rank short of ``T`` splits its last batches into
-  contiguous pieces (a piece respects every batch limit); one above it drops its last batches
-  and counts them (``rank_balance``); with balanced data splits that takes e.g. batch size 1
-  and ``N`` examples over ``W`` ranks, where ``N mod W`` examples are dropped.
+  contiguous pieces (a piece respects every batch limit); one above it drops its smallest
+  batches and counts them (``rank_balance``).
+- **Lending.** When that would drop examples (a rank with little or no data caps ``T`` for
+  all: 17 examples on 16 ranks, two of them empty, dropped all 17), the ranks lend instead
+  (`plan_lending`, computed from the shared lengths, so every rank agrees): for each count
+  from ``T`` up, a rank's extra batches go to ranks short of batches, pieces of a rank's
+  batches to ranks with fewer examples than batches to yield, and the count that drops the
+  fewest examples wins. A borrowing rank reads the lender's data again (its replay kept
+  lengths only), so lending costs one more metadata pass per lender, only in this case.
+  What still drops is what no rank can take without breaking a batch limit: e.g. with batch
+  size 1, ``N`` examples on ``W`` ranks drop ``N mod W``; with 17 examples in two buckets on
+  16 ranks, the one rank holding both keeps one batch and drops the other.
 """
 
 from __future__ import annotations
@@ -85,6 +94,8 @@ class DrainPlan:
     counts: dict[int, LaneCount]  # every lane's count
     target: int  # the agreed number of batches per rank
     joint_from: int  # S*: the step the joint drain started at
+    lent: int = 0  # examples of this rank's batches that another rank yields instead
+    borrowed: int = 0  # examples of other ranks' batches this rank yields
 
 
 def plan_drain(
@@ -94,11 +105,14 @@ def plan_drain(
     *,
     joint: bool,
     tolerance: float = 0.5,
+    fresh: Callable[[int], LaneEngine] | None = None,
 ) -> DrainPlan:
     """This rank's batches to the end of the epoch; ``own`` has just run out of data (see the
     module docstring). Every rank computes the same counts and the same choice between the
     joint drain and separate drains: joint (with ``joint``) unless it takes more than
-    ``tolerance`` more steps than draining separately (ranks whose data differ a lot)."""
+    ``tolerance`` more steps than draining separately (ranks whose data differ a lot).
+    ``fresh(rank)``: a new engine of another lane, run again to borrow its real batches when
+    equal counts would otherwise drop examples (`plan_lending`)."""
     lanes = {own.rank: own} | {r: shadow(snap) for r, snap in others.items()}
     ranks = sorted(lanes)
     start = {r: lanes[r].step for r in ranks}
@@ -110,7 +124,8 @@ def plan_drain(
         while eng.step < joint_from and (batch := eng.next_batch()) is not None:
             head[r].append(batch)
     at_s = {r: lanes[r].snapshot() for r in ranks}  # lengths only: what every rank can know
-    separate = {r: start[r] + len(head[r]) + len(shadow(at_s[r]).drain()) for r in ranks}
+    tails = {r: head[r] + shadow(at_s[r]).drain() for r in ranks}  # lengths only
+    separate = {r: start[r] + len(tails[r]) for r in ranks}
     counts = {r: LaneCount(separate[r], capacity[r]) for r in ranks}
     target = target_count(list(counts.values()))
     if joint and all(lanes[r].step == joint_from for r in ranks):
@@ -120,7 +135,9 @@ def plan_drain(
             total = joint_from + len(steps.buckets)
             joint_counts = {r: LaneCount(total, capacity[r]) for r in ranks}
             return DrainPlan(mine, [], joint_counts, total, joint_from)
-    # Each lane drains on its own; counts are equalized by splitting the last batches.
+    # Each lane drains on its own; counts are equalized by splitting the last batches, and
+    # where that would drop examples, by lending whole batches from lanes with too many to
+    # lanes with too few.
     mine = head[own.rank] + own.drain()
     outputs = target - start[own.rank]
     if outputs < 0:
@@ -129,7 +146,169 @@ def plan_drain(
             f"than another rank can yield in all ({target}): the ranks' data are too unequal "
             "to balance (give every rank at least a buffer's worth of examples)"
         )
-    return DrainPlan(*_fit(mine, outputs), counts, target, joint_from)
+    sizes = {r: [len(b.items) for b in tails[r]] for r in ranks}
+    lending = None if fresh is None else plan_lending(sizes, start, target)
+    if lending is None:  # the same decision on every rank: computed from shared lengths
+        return DrainPlan(*_fit(mine, outputs), counts, target, joint_from)
+    assert fresh is not None
+    outputs = lending.target - start[own.rank]
+    return _lend(own.rank, mine, outputs, tails, lending, fresh, joint_from, counts)
+
+
+#: A piece of a lane's drain batch: (lane, batch index, first item, end item).
+Piece = tuple[int, int, int, int]
+
+
+class Lending(NamedTuple):
+    """Who yields which pieces of which lane's drain batches (the batches after the step its
+    stream ran out), so that every lane reaches the target count."""
+
+    target: int
+    hold: dict[int, list[Piece]]  # lane -> the pieces it yields (its own and borrowed)
+    dropped: dict[int, list[int]]  # lane -> its batches nobody yields
+    dropped_examples: int
+
+
+def plan_lending(
+    sizes: Mapping[int, Sequence[int]], start: Mapping[int, int], target: int
+) -> Lending | None:
+    """Equal counts with the fewest examples dropped, or None when lending saves nothing.
+
+    Without lending, the target is at most the smallest lane's capacity, and a lane holding
+    more drain batches than it needs drops its smallest ones: one rank with nothing left
+    makes every rank drop everything. With lending, each target ``T`` from ``target`` to the
+    most batches any lane yields is tried: every lane needs ``T - start`` drain batches; a
+    lane with more batches offers its smallest extra ones, and lanes short of batches take
+    them (largest first, one per lane per round); a lane that still holds fewer examples than
+    it needs batches gets pieces split off the largest batches of lanes with examples to
+    spare; then each lane splits its batches up to its count. What no lane takes is dropped.
+    The ``T`` with the fewest examples dropped wins (the smallest on ties).
+    """
+    plain = _allocate(sizes, start, target, lend=False)
+    if plain is None or plain.dropped_examples == 0:
+        return None
+    best: Lending | None = None
+    highest = max(start[r] + len(sizes[r]) for r in sizes)
+    for t in range(target, highest + 1):
+        option = _allocate(sizes, start, t, lend=True)
+        if option is not None and (best is None or option.dropped_examples < best.dropped_examples):
+            best = option
+            if best.dropped_examples == 0:
+                break
+    if best is None or best.dropped_examples >= plain.dropped_examples:
+        return None
+    return best
+
+
+def _allocate(
+    sizes: Mapping[int, Sequence[int]], start: Mapping[int, int], target: int, *, lend: bool
+) -> Lending | None:
+    ranks = sorted(sizes)
+    need = {r: target - start[r] for r in ranks}
+    if any(n < 0 for n in need.values()):
+        return None
+    hold: dict[int, list[Piece]] = {}
+    surplus: list[Piece] = []
+    for r in ranks:  # extra batches on offer: the smallest ones
+        n = len(sizes[r])
+        extra = set(sorted(range(n), key=lambda i: sizes[r][i])[: max(0, n - need[r])])
+        hold[r] = [(r, i, 0, sizes[r][i]) for i in range(n) if i not in extra]
+        surplus.extend((r, i, 0, sizes[r][i]) for i in sorted(extra))
+    if lend:
+        surplus.sort(key=lambda p: (p[2] - p[3], p))  # largest first
+        short = [r for r in ranks if len(hold[r]) < need[r]]
+        while surplus and short:
+            for r in list(short):
+                if surplus:
+                    hold[r].append(surplus.pop(0))
+                if len(hold[r]) >= need[r]:
+                    short.remove(r)
+        for r in ranks:  # too few examples to split into its count: pieces of others' batches
+            missing = need[r] - _examples(hold[r])
+            for lender in ranks:
+                if missing <= 0:
+                    break
+                spare = _examples(hold[lender]) - need[lender]
+                while spare > 0 and missing > 0:
+                    j = max(
+                        range(len(hold[lender])),
+                        key=lambda k: hold[lender][k][3] - hold[lender][k][2],
+                    )
+                    lane, i, a, b = hold[lender][j]
+                    m = min(spare, missing, b - a - 1)
+                    if m <= 0:
+                        break
+                    hold[lender][j] = (lane, i, a, b - m)
+                    hold[r].append((lane, i, b - m, b))
+                    spare -= m
+                    missing -= m
+    if any(_examples(hold[r]) < need[r] for r in ranks):
+        return None
+    dropped: dict[int, list[int]] = {r: [] for r in ranks}
+    for r, i, _, _ in surplus:
+        dropped[r].append(i)
+    lost = _examples(surplus)
+    return Lending(target, hold, {r: sorted(d) for r, d in dropped.items()}, lost)
+
+
+def _examples(pieces: Sequence[Piece]) -> int:
+    return sum(b - a for _, _, a, b in pieces)
+
+
+def _lend(
+    rank: int,
+    mine: list[Batch],
+    outputs: int,
+    tails: Mapping[int, list[Batch]],
+    lending: Lending,
+    fresh: Callable[[int], LaneEngine],
+    joint_from: int,
+    counts: dict[int, LaneCount],
+) -> DrainPlan:
+    """This rank's ``outputs`` drain batches under ``lending``: the pieces it holds (those of
+    other lanes read again from their data: the shadows hold lengths only), split where it
+    still has fewer batches than its count."""
+    held = lending.hold[rank]
+    lenders = sorted({lane for lane, *_ in held if lane != rank})
+    batches = {rank: mine} | {d: _real_tail(fresh(d), joint_from, tails[d]) for d in lenders}
+    pieces = [_slice(batches[lane][i], a, b) for lane, i, a, b in held]
+    lent = sum(
+        _examples([p for p in lending.hold[r] if p[0] == rank]) for r in lending.hold if r != rank
+    )
+    return DrainPlan(
+        split_tail(pieces, outputs),
+        [mine[i] for i in lending.dropped[rank]],
+        counts,
+        lending.target,
+        joint_from,
+        lent=lent,
+        borrowed=_examples([p for p in held if p[0] != rank]),
+    )
+
+
+def _slice(batch: Batch, a: int, b: int) -> Batch:
+    if (a, b) == (0, len(batch.items)):
+        return batch
+    return Batch(batch.items[a:b], batch.bucket, batch.drawn, False, batch.dur[a:b], batch.tok[a:b])
+
+
+def _real_tail(engine: LaneEngine, joint_from: int, shadow_tail: list[Batch]) -> list[Batch]:
+    """Another lane's drain batches with their examples: its engine run again over its data
+    to exhaustion, on to S*, then drained; the same batches its shadow computed (checked)."""
+    try:
+        while True:
+            engine.refill()
+            if engine.exhausted or engine.next_batch() is None:
+                break
+        tail = []
+        while engine.step < joint_from and (batch := engine.next_batch()) is not None:
+            tail.append(batch)
+        tail += engine.drain()
+    finally:
+        engine.close()
+    if [(b.bucket, len(b.items)) for b in tail] != [(b.bucket, len(b.items)) for b in shadow_tail]:
+        raise RuntimeError(f"lane {engine.rank} read again gave other batches than its replay")
+    return tail
 
 
 def _fit(batches: list[Batch], outputs: int) -> tuple[list[Batch], list[Batch]]:

@@ -286,11 +286,23 @@ class _EpochRun:
             self._shadow,
             joint=cfg.sync,
             tolerance=cfg.joint_drain_tolerance,
+            fresh=lambda lane: self.owner.make_engine(lane, self.epoch, concurrent=False),
         )
         self.lane_counts = plan.counts
         for batch in plan.dropped:
             self.balance_dropped["rank_balance"] += len(batch.items)
             self.owner.stats.buckets[batch.bucket].dropped += len(batch.items)
+        if plan.dropped or plan.lent or plan.borrowed:
+            log.warning(
+                "rank %d, epoch %d: equal batch counts (%d per rank) drop %d examples of this "
+                "rank, lend %d to other ranks and borrow %d",
+                self.owner.rank,
+                self.epoch,
+                plan.target,
+                self.balance_dropped["rank_balance"],
+                plan.lent,
+                plan.borrowed,
+            )
         self.pending.extend(plan.batches)
         self.drained = True
 
