@@ -105,11 +105,18 @@ def test_table_is_validated_against_the_plan(mix_5k, tmp_path) -> None:
     bad_count["buckets"].pop()
     bad_tokens = json.loads(json.dumps(good))
     bad_tokens["buckets"][5]["max_tokens"] = 10**6
+    fractional = json.loads(json.dumps(good))
+    fractional["buckets"][3]["batch_size"] = 2.7  # was silently int(2.7) == 2
+    missing = json.loads(json.dumps(good))
+    del missing["buckets"][1]["batch_size"]  # was a KeyError traceback
     for table, message in [
         (bad_edge, "bucket 2 max_duration"),
         (bad_count, "table has 7 buckets, the plan has 8"),
         (bad_tokens, "bucket 5 max_tokens"),
         ({**good, "format": "x"}, "not a batch-size table"),
+        (fractional, r"bucket 3 batch_size 2\.7 is not a positive integer"),
+        (missing, "row 1 has no 'batch_size'"),
+        ({**good, "buckets": [1, 2]}, "'buckets' must be a list of objects"),
     ]:
         path.write_text(json.dumps(table))
         with pytest.raises(PlanError, match=message):

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from padless.data.errors import PadlessInputError
 from padless.data.example import Example
 from padless.sampling.bins import Reservoir, estimate_edges
 from padless.sampling.config import BinEstimator, PlanConfig
@@ -53,8 +54,12 @@ PLAN_VERSION = 1
 NUM_QUANTILES = 33
 
 
-class PlanError(ValueError):
-    """A plan file that cannot be used: wrong format, version, or inconsistent buckets."""
+class PlanError(PadlessInputError):
+    """A plan or batch-size table that cannot be used: wrong format, version, shape, or
+    inconsistent buckets; or data that leave no plan (every example filtered)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, message)
 
 
 @dataclass(frozen=True)

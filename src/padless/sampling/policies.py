@@ -230,14 +230,22 @@ class BucketBatchSizes:
             raise PlanError(
                 f"{source}: table version {data.get('version')}, expected {TABLE_VERSION}"
             )
-        rows: Sequence[Mapping[str, Any]] = data.get("buckets") or []
+        rows = data.get("buckets") or []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise PlanError(f"{source}: 'buckets' must be a list of objects")
         if len(rows) != len(plan):
             raise PlanError(f"{source}: table has {len(rows)} buckets, the plan has {len(plan)}")
+        for n, row in enumerate(rows):
+            for key in ("index", "max_duration", "batch_size"):
+                if key not in row:
+                    raise PlanError(f"{source}: row {n} has no {key!r}")
+            if type(row["index"]) is not int:
+                raise PlanError(f"{source}: row {n}: index {row['index']!r} is not an integer")
         sizes = []
         for i, (row, bucket) in enumerate(
             zip(sorted(rows, key=lambda r: r["index"]), plan.buckets, strict=True)
         ):
-            if int(row["index"]) != i:
+            if row["index"] != i:
                 raise PlanError(f"{source}: bucket indices must be 0..{len(plan) - 1}, missing {i}")
             if not np.isclose(float(row["max_duration"]), bucket.max_duration, rtol=0, atol=1e-6):
                 raise PlanError(
@@ -249,7 +257,13 @@ class BucketBatchSizes:
                 tab_tok is not None and int(tab_tok) != plan_tok
             ):
                 raise PlanError(f"{source}: bucket {i} max_tokens {tab_tok} != plan's {plan_tok}")
-            sizes.append(int(row["batch_size"]))
+            size = row["batch_size"]
+            # A batch size is a count: 2.7 or "3" is a broken table, not a batch of 2 or 3.
+            if type(size) is not int or size < 1:
+                raise PlanError(
+                    f"{source}: bucket {i} batch_size {size!r} is not a positive integer"
+                )
+            sizes.append(size)
         return cls(tuple(sizes))
 
     @classmethod
