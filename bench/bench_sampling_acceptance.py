@@ -342,8 +342,9 @@ def _batches(
     kind: str, plan: Any, overrides: dict[str, Any], epochs: list[list[Any]], epoch: int, seed: int
 ) -> list[list[str]]:
     """One epoch's batches (example ids) of a sampler over that epoch's input order."""
+    from padless.peers.lhotse_config import LhotsePeerConfig, bins_from_plan
+    from padless.peers.lhotse_run import run_lhotse_peer
     from padless.sampling.config import SamplerConfig
-    from padless.sampling.lhotse_peer import LhotsePeerConfig, bins_from_plan, run_lhotse_peer
     from padless.sampling.policies import DurationBudget
     from padless.sampling.sampler import DynamicBucketingSampler
     from padless.sampling.sources import ExampleList

@@ -172,7 +172,7 @@ def test_exactly_one_batch_size_option(setup) -> None:
 
 
 def test_step_log_agreement_and_spread() -> None:
-    from padless.sampling.bench import StepLog
+    from padless.peers.compare import StepLog
 
     log = StepLog()
     for i in range(20):  # ranks agree on every step but the last two

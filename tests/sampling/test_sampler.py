@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from padless.sampling.config import SamplerConfig
+from padless.sampling.config import PlanConfig, SamplerConfig
 from padless.sampling.engine import LaneEngine
+from padless.sampling.estimate import estimate_plan
 from padless.sampling.filters import FilterConfig
-from padless.sampling.plan import BucketPlan, PlanConfig, estimate_plan
+from padless.sampling.plan import BucketPlan
 from padless.sampling.policies import BucketBatchSizes, DurationBudget, FixedBatchSize
 from padless.sampling.sampler import DynamicBucketingSampler
 from padless.sampling.sources import ExampleList

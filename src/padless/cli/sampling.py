@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from padless.data.example import Example
     from padless.data.tokenizer import CanaryTokenizer
     from padless.sampling.lengths import ExampleLengths
-    from padless.sampling.plan import BucketPlan
     from padless.sampling.policies import BatchPolicy
     from padless.sampling.sources import ExampleSource, SourceFactory
 
@@ -75,9 +74,9 @@ def plan(
     from rich.table import Table
 
     from padless.data.stream import ExampleStream
+    from padless.sampling.estimate import plan_from_examples
     from padless.sampling.filters import FilterConfig
     from padless.sampling.lengths import ExampleLengths
-    from padless.sampling.plan import plan_from_examples
 
     if bins not in ("equal-duration", "optimal"):
         raise typer.BadParameter(
@@ -224,8 +223,9 @@ def bench_sampler(
     import json
     import sys
 
+    from padless.peers.compare import compare_with_lhotse, ratios, run_samplers
+    from padless.peers.rss import peak_rss_mb
     from padless.sampling.balance import ReplayCache
-    from padless.sampling.bench import peak_rss_mb, run_samplers
     from padless.sampling.engine import buffer_size as buffer_size_for
     from padless.sampling.lengths import ExampleLengths
     from padless.sampling.plan import BucketPlan, PlanError
@@ -282,7 +282,7 @@ def bench_sampler(
         assert per_rank is not None
         sources = _PerRank(per_rank)
 
-    cache = ReplayCache()  # ranks share their replays of each other's lanes (see bench.py)
+    cache = ReplayCache()  # ranks share their replays of each other's lanes (see peers/compare.py)
 
     def make(rank: int) -> DynamicBucketingSampler:
         return DynamicBucketingSampler(
@@ -318,11 +318,9 @@ def bench_sampler(
     }
     if compare == "lhotse":
         assert per_rank is not None
-        out["lhotse"] = _run_lhotse(
+        out["lhotse"] = compare_with_lhotse(
             per_rank, the_plan, policy, config, lhotse_rss and not preload, preload
         )
-        from padless.sampling.bench import ratios
-
         out["ratios"] = ratios(out, out["lhotse"])
     if as_json:
         sys.stdout.write(json.dumps(out) + "\n")
@@ -355,60 +353,6 @@ def _read_ranks(
             lengths(examples[start : start + 8192])  # counts and caches missing num_tokens
         out.append(examples)
     return out
-
-
-def _run_lhotse(
-    per_rank: list[list[Example]],
-    plan: BucketPlan,
-    policy: BatchPolicy,
-    config: SamplerConfig,
-    measure_rss: bool,
-    materialize: bool,
-) -> dict[str, Any]:
-    from padless.sampling.bench import lhotse_report
-    from padless.sampling.engine import buffer_size
-    from padless.sampling.lhotse_peer import (
-        LhotsePeerConfig,
-        bins_from_plan,
-        measure_lhotse_peer_rss,
-        run_lhotse_peer,
-    )
-    from padless.sampling.policies import BucketBatchSizes, DurationBudget, FixedBatchSize
-
-    f = plan.filters
-    budget: dict[str, Any] = {}
-    if isinstance(policy, DurationBudget):
-        budget = {
-            "max_duration": policy.max_duration,
-            "quadratic_duration": policy.quadratic_duration,
-        }
-    elif isinstance(policy, FixedBatchSize):
-        budget = {"batch_size": policy.batch_size}
-    elif isinstance(policy, BucketBatchSizes):
-        budget = {"bucket_batch_sizes": policy.batch_sizes}
-    peer = LhotsePeerConfig(
-        bins=bins_from_plan(plan),
-        strict=config.assignment == "strict",
-        min_example_duration=f.min_duration,
-        max_example_duration=f.max_duration,
-        max_tokens=f.max_tokens,
-        tps_max=f.tps_max,
-        buffer_size=buffer_size(plan, policy, config),
-        seed=config.seed,
-        sync_buckets=config.sync,
-        concurrent=config.concurrent,
-        **budget,
-    )
-    result = run_lhotse_peer(per_rank, peer)
-    lengths = {e.id: (e.duration, e.num_tokens or 0) for rank in per_rank for e in rank}
-    rss = None
-    if measure_rss:
-        from dataclasses import replace
-
-        rss = measure_lhotse_peer_rss(per_rank, replace(peer, materialize=materialize))
-    report = lhotse_report(result, lengths, len(plan), rss)
-    report["config"] = peer.to_json()
-    return report
 
 
 def _print_report(out: dict[str, Any]) -> None:
