@@ -11,11 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from click.core import ParameterSource
 
-_FROM_USER = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)
+# Compared by name: typer carries its own copy of click, whose ParameterSource is not click's.
+_FROM_USER = frozenset({"COMMANDLINE", "ENVIRONMENT", "PROMPT"})
 
 
 def given(ctx: typer.Context, *names: str) -> dict[str, Any]:
     """The options among ``names`` (parameter names) the user gave, with their values."""
-    return {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) in _FROM_USER}
+    out = {}
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in _FROM_USER:
+            out[name] = ctx.params[name]
+    return out
