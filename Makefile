@@ -1,5 +1,6 @@
 # padless — the two commands of the README, and the checks behind them.
-#   make test   create .venv if missing, install padless with dev extras, lint, run the default suite
+#   make test   create .venv if missing, install padless with dev extras, lint (ruff, import
+#               layers), type-check, run the default suite
 #   make demo   synthesize the embedded corpus and print/plot its statistics
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -24,6 +25,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

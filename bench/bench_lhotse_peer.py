@@ -4,7 +4,7 @@
     python bench/bench_lhotse_peer.py side-by-side --case canary=/tmp/canary-1m.jsonl:plan.json \
         --case real=/tmp/real.jsonl:plan-real.json
 
-``alone`` runs `padless.sampling.lhotse_peer` over a metadata manifest with ``num_tokens``
+``alone`` runs `padless.peers.lhotse_run` over a metadata manifest with ``num_tokens``
 (e.g. from ``bench/datasets.py canary-mix``) in the configurations the issue quotes for
 orientation (1D 30 buckets and 2D 30x2 at a 360 s padded budget, fixed batches of 64, lhotse's
 own bin estimate, lazily built cuts) and reports per configuration: examples/s through the
@@ -35,12 +35,8 @@ import orjson
 import typer
 
 from padless.data.example import Example
-from padless.sampling.lhotse_peer import (
-    LhotsePeerConfig,
-    LhotsePeerResult,
-    measure_lhotse_peer_rss,
-    run_lhotse_peer,
-)
+from padless.peers.lhotse_config import LhotsePeerConfig
+from padless.peers.lhotse_run import LhotsePeerResult, measure_lhotse_peer_rss, run_lhotse_peer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import RESULTS, command, environment, today, write_record  # bench/record.py

@@ -30,13 +30,13 @@ from typing import Annotated, Any
 
 import typer
 
-from padless.sampling.oomptimizer import format_bytes, parse_size
-from padless.sampling.oomptimizer.report import plot
-from padless.sampling.oomptimizer.run import OomptimizeConfig, Outcome, open_probe, search_plan
-from padless.sampling.oomptimizer.search import SearchConfig, search
-from padless.sampling.oomptimizer.simulate import SimulateConfig, SimulateProbe
-from padless.sampling.oomptimizer.table import bucket_shapes, read_plan
-from padless.sampling.oomptimizer.workload import StepConfig
+from padless.batchsize import format_bytes, parse_size
+from padless.batchsize.report import plot
+from padless.batchsize.run import OomptimizeConfig, Outcome, open_probe, search_plan
+from padless.batchsize.search import SearchConfig, search
+from padless.batchsize.simulate import SimulateConfig, SimulateProbe
+from padless.batchsize.table import bucket_shapes, read_plan
+from padless.batchsize.workload import StepConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import (  # bench/record.py

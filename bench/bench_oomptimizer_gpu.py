@@ -22,11 +22,11 @@ from typing import Annotated, Any
 import torch
 import typer
 
-from padless.sampling.oomptimizer import format_bytes, parse_size
-from padless.sampling.oomptimizer.cuda import CudaProbe
-from padless.sampling.oomptimizer.search import BucketShape, SearchConfig, search
-from padless.sampling.oomptimizer.simulate import SimulateConfig, SimulateProbe
-from padless.sampling.oomptimizer.workload import AEDWorkload, StepConfig
+from padless.batchsize import format_bytes, parse_size
+from padless.batchsize.cuda import CudaProbe
+from padless.batchsize.search import BucketShape, SearchConfig, search
+from padless.batchsize.simulate import SimulateConfig, SimulateProbe
+from padless.batchsize.workload import AEDWorkload, StepConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import (  # bench/record.py

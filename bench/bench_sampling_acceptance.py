@@ -300,6 +300,7 @@ def section_shuffle(data: dict[str, str], work: Path) -> dict[str, Any]:
     in epoch 0 share a batch again in epoch 1 (the stream's block shuffle changes the input order)
     and under another sampler seed with the same input order; and input/output order figures."""
     from padless.data.stream import ExampleStream
+    from padless.sampling.config import SortedBatching
     from padless.sampling.plan import BucketPlan
 
     out: dict[str, Any] = {}
@@ -321,7 +322,11 @@ def section_shuffle(data: dict[str, str], work: Path) -> dict[str, Any]:
                 {"buffer_size": 20_000},
             ),
             "padless default (optimal 60 buckets)": ("default", best, {}),
-            "padless default with spread 1.1": ("default", best, {"spread": 1.1}),
+            "padless default with spread 1.1": (
+                "default",
+                best,
+                {"batching": SortedBatching(spread=1.1)},
+            ),
         }
         out[name] = {}
         for label, (kind, plan, overrides) in runs.items():
@@ -342,8 +347,9 @@ def _batches(
     kind: str, plan: Any, overrides: dict[str, Any], epochs: list[list[Any]], epoch: int, seed: int
 ) -> list[list[str]]:
     """One epoch's batches (example ids) of a sampler over that epoch's input order."""
+    from padless.peers.lhotse_config import LhotsePeerConfig, bins_from_plan
+    from padless.peers.lhotse_run import run_lhotse_peer
     from padless.sampling.config import SamplerConfig
-    from padless.sampling.lhotse_peer import LhotsePeerConfig, bins_from_plan, run_lhotse_peer
     from padless.sampling.policies import DurationBudget
     from padless.sampling.sampler import DynamicBucketingSampler
     from padless.sampling.sources import ExampleList

@@ -183,7 +183,7 @@ def test_ranks_and_epochs_below_one_are_usage_errors(setup, option: str, value: 
 
 
 def test_step_log_agreement_and_spread() -> None:
-    from padless.sampling.bench import StepLog
+    from padless.peers.compare import StepLog
 
     log = StepLog()
     for i in range(20):  # ranks agree on every step but the last two
@@ -192,3 +192,26 @@ def test_step_log_agreement_and_spread() -> None:
     assert overall == 0.9 and tenths == [1.0] * 9 + [0.0]
     spread = log.spread()
     assert spread["p50"] == 1.0 and spread["mean"] == pytest.approx(1.2)
+
+
+def test_only_the_options_given_replace_the_mode_defaults(setup) -> None:
+    """--paper's own settings stay unless an option names them; a given option wins."""
+    _, manifest, plan = setup
+    base = (str(manifest), "--plan", str(plan), "--batch-duration", "60")
+    paper = _bench(*base, "--paper")["config"]["sampler"]
+    assert paper["batching"] == {"kind": "random"}
+    assert paper["bucket_draw"] == {"kind": "uniform"} and paper["assignment"] == "strict"
+    mixed = _bench(*base, "--paper", "--batching", "sorted", "--lanes", "4", "--seed", "3")
+    sampler = mixed["config"]["sampler"]
+    assert sampler["batching"] == {"kind": "sorted", "lanes": 4, "spread": 1.0}
+    assert sampler["bucket_draw"] == {"kind": "uniform"} and sampler["seed"] == 3
+    default = _bench(*base, "--bucket-draw", "uniform", "--spread", "1.2")["config"]["sampler"]
+    assert default["batching"] == {"kind": "sorted", "lanes": 32, "spread": 1.2}
+    assert default["bucket_draw"] == {"kind": "uniform"} and default["assignment"] == "flexible"
+
+
+def test_sorted_settings_with_random_batching_are_refused(setup) -> None:
+    _, manifest, plan = setup
+    args = [str(manifest), "--plan", str(plan), "--batch-size", "4", "--batching", "random"]
+    result = CliRunner().invoke(app, ["bench-sampler", *args, "--lanes", "4"])
+    assert result.exit_code == 2 and "--lanes and --spread apply to" in result.output

@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from padless.sampling.assign import BucketAssigner
+from padless.sampling.config import PlanConfig
+from padless.sampling.estimate import estimate_plan
 from padless.sampling.filters import FilterConfig
-from padless.sampling.plan import Bucket, BucketPlan, PlanConfig, PlanError, estimate_plan
+from padless.sampling.plan import Bucket, BucketPlan, PlanError
 
 FILTERS = FilterConfig(min_duration=0.5, max_duration=40.0)
 

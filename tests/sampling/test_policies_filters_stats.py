@@ -10,8 +10,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from padless.sampling.config import PlanConfig
+from padless.sampling.estimate import estimate_plan
 from padless.sampling.filters import FilterConfig
-from padless.sampling.plan import PlanConfig, PlanError, estimate_plan
+from padless.sampling.plan import PlanError
 from padless.sampling.policies import BucketBatchSizes, DurationBudget, FixedBatchSize
 from padless.sampling.stats import PaddingTotals, batch_padding
 

@@ -12,13 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from padless.sampling.config import SamplerConfig
+from padless.sampling.config import BATCHINGS, PlanConfig, SamplerConfig, SortedBatching
 from padless.sampling.engine import LaneEngine
+from padless.sampling.estimate import estimate_plan
 from padless.sampling.filters import FilterConfig
-from padless.sampling.plan import BucketPlan, PlanConfig, estimate_plan
+from padless.sampling.plan import BucketPlan
 from padless.sampling.policies import BucketBatchSizes, DurationBudget, FixedBatchSize
 from padless.sampling.sampler import DynamicBucketingSampler
 from padless.sampling.sources import ExampleList
+from padless.sampling.sync import UniformDraw
 
 FILTERS = FilterConfig(min_duration=0.5, max_duration=40.0, tps_max=25.0)
 
@@ -76,7 +78,7 @@ MODES = {
     "random-strict-uniform": SamplerConfig.paper(buffer_size=600),
     "sorted-nosync": SamplerConfig(buffer_size=600, sync=False),
     "concurrent": SamplerConfig(buffer_size=600, concurrent=True),
-    "sorted-spread": SamplerConfig(buffer_size=600, spread=1.3),
+    "sorted-spread": SamplerConfig(buffer_size=600, batching=SortedBatching(spread=1.3)),
     "separate-drains": SamplerConfig(buffer_size=600, joint_drain_tolerance=0.0),
 }
 
@@ -139,7 +141,9 @@ def _assert_within_limits(batch, policy, plan) -> None:
 def test_exactly_once_property(
     examples, plan_1d, n, world_size, buffer, batch, batching, seed
 ) -> None:
-    config = SamplerConfig(buffer_size=buffer, batching=batching, seed=seed, ramp_steps=5)
+    config = SamplerConfig(
+        buffer_size=buffer, batching=BATCHINGS[batching](), seed=seed, ramp_steps=5
+    )
     data = examples[:n]
     samplers = _samplers(data, plan_1d, FixedBatchSize(batch), config, world_size)
     per_rank = [list(s) for s in samplers]
@@ -212,7 +216,7 @@ def test_batches_are_full_until_the_data_runs_out(examples, plan_1d, buffer_size
 def test_sync_takes_the_drawn_bucket_wherever_it_is_ready(examples, plan_2d) -> None:
     """Step all ranks' engines together and check each choice against the readiness each
     rank had at that step."""
-    config = SamplerConfig(buffer_size=500, bucket_draw="uniform")
+    config = SamplerConfig(buffer_size=500, bucket_draw=UniformDraw())
     policy = DurationBudget(150.0)
     source = ExampleList(examples, shuffle=True, seed=1)
     engines = [
@@ -260,7 +264,7 @@ def test_ranks_stay_in_the_same_bucket_for_the_whole_epoch(examples, plan_2d) ->
     policy = DurationBudget(120.0)
     config = SamplerConfig(buffer_size=800)
     inflow = _agreement(_samplers(examples, plan_2d, policy, config, 4))
-    uniform_cfg = SamplerConfig(buffer_size=800, bucket_draw="uniform")
+    uniform_cfg = SamplerConfig(buffer_size=800, bucket_draw=UniformDraw())
     uniform = _agreement(_samplers(examples, plan_2d, policy, uniform_cfg, 4))
     # While the buffer fills (ramp_steps), buckets hold few batches and ranks fall back more.
     full = inflow[config.ramp_steps :]
@@ -325,7 +329,11 @@ RESUME_MODES = {
         "duration",
     ),
     "nosync-fixed": ("1d", SamplerConfig(buffer_size=400, chunk_size=32, sync=False), "fixed"),
-    "2d-spread": ("2d", SamplerConfig(buffer_size=400, chunk_size=32, spread=1.3), "duration"),
+    "2d-spread": (
+        "2d",
+        SamplerConfig(buffer_size=400, chunk_size=32, batching=SortedBatching(spread=1.3)),
+        "duration",
+    ),
 }
 
 

@@ -50,14 +50,14 @@ def oomptimize(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from padless.sampling.oomptimizer import format_bytes, parse_size
-    from padless.sampling.oomptimizer.report import plot as plot_table
-    from padless.sampling.oomptimizer.run import OomptimizeConfig
-    from padless.sampling.oomptimizer.run import oomptimize as run
-    from padless.sampling.oomptimizer.search import NoBatchFitsError, SearchConfig
-    from padless.sampling.oomptimizer.simulate import SimulateConfig
-    from padless.sampling.oomptimizer.table import read_plan, write_json
-    from padless.sampling.oomptimizer.workload import StepConfig
+    from padless.batchsize import format_bytes, parse_size
+    from padless.batchsize.report import plot as plot_table
+    from padless.batchsize.run import OomptimizeConfig
+    from padless.batchsize.run import oomptimize as run
+    from padless.batchsize.search import NoBatchFitsError, SearchConfig
+    from padless.batchsize.simulate import SimulateConfig
+    from padless.batchsize.table import read_plan, write_json
+    from padless.batchsize.workload import StepConfig
 
     try:
         budget = parse_size(memory_budget) if memory_budget is not None else None
@@ -98,7 +98,7 @@ def oomptimize(
             progress.update(task, trials=trials)
 
         def on_bucket(result: object) -> None:
-            from padless.sampling.oomptimizer.search import BucketResult
+            from padless.batchsize.search import BucketResult
 
             assert isinstance(result, BucketResult)
             last = f"bucket {result.shape.index}: {result.batch_size}"

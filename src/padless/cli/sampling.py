@@ -3,22 +3,37 @@ sampler over manifests, metadata only, every rank in-process, and report what it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from padless.sampling.config import PlanConfig, SamplerConfig
+from padless.cli.options import given
+from padless.data.errors import OnError
+from padless.data.stream import StreamConfig
+from padless.sampling.config import (
+    PLAN_SAMPLE_SIZE,
+    AssignMode,
+    BatchingKind,
+    BinEstimator,
+    BucketDrawKind,
+    PlanConfig,
+    SamplerConfig,
+    SortedBatching,
+)
+from padless.sampling.filters import FilterConfig
 
 if TYPE_CHECKING:
     from padless.data.example import Example
     from padless.data.tokenizer import CanaryTokenizer
     from padless.sampling.lengths import ExampleLengths
-    from padless.sampling.plan import BucketPlan
     from padless.sampling.policies import BatchPolicy
     from padless.sampling.sources import ExampleSource, SourceFactory
 
 _PLAN = PlanConfig()
+_FILTERS = FilterConfig()
+_STREAM = StreamConfig()
 
 
 def register(app: typer.Typer) -> None:
@@ -43,9 +58,7 @@ def plan(
     num_subbuckets: Annotated[
         int, typer.Option(help="Token sub-bins per duration bin (1: 1D).")
     ] = _PLAN.num_subbuckets,
-    bins: Annotated[
-        str, typer.Option(help="Edge estimator: equal-duration | optimal.")
-    ] = _PLAN.bins,
+    bins: Annotated[BinEstimator, typer.Option(help="Edge estimator.")] = _PLAN.bins,
     min_share: Annotated[
         float, typer.Option(help="optimal: least share of an equal bin's sample mass per bin.")
     ] = _PLAN.min_share,
@@ -54,17 +67,23 @@ def plan(
     ] = None,
     tps_max: Annotated[
         float | None, typer.Option(help="Drop examples above this tokens/s.")
-    ] = None,
-    min_duration: Annotated[float | None, typer.Option(help="Drop examples shorter (s).")] = None,
-    max_duration: Annotated[float | None, typer.Option(help="Drop examples longer (s).")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Drop examples with more tokens.")] = None,
+    ] = _FILTERS.tps_max,
+    min_duration: Annotated[
+        float | None, typer.Option(help="Drop examples shorter (s).")
+    ] = _FILTERS.min_duration,
+    max_duration: Annotated[
+        float | None, typer.Option(help="Drop examples longer (s).")
+    ] = _FILTERS.max_duration,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Drop examples with more tokens.")
+    ] = _FILTERS.max_tokens,
     sample_size: Annotated[
         int, typer.Option(help="Random sample the edges are estimated on.")
-    ] = 100_000,
+    ] = PLAN_SAMPLE_SIZE,
     seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
     on_error: Annotated[
-        str, typer.Option(help="Bad manifest lines: raise | skip (counted).")
-    ] = "raise",
+        OnError, typer.Option(help="Bad manifest lines: raise, or skip and count.")
+    ] = _STREAM.on_error,
     plot: Annotated[
         Path | None, typer.Option(help="Also draw the bucket grid to this PNG.")
     ] = None,
@@ -75,20 +94,11 @@ def plan(
     from rich.table import Table
 
     from padless.data.stream import ExampleStream
-    from padless.sampling.filters import FilterConfig
+    from padless.sampling.estimate import plan_from_examples
     from padless.sampling.lengths import ExampleLengths
-    from padless.sampling.plan import plan_from_examples
 
-    if bins not in ("equal-duration", "optimal"):
-        raise typer.BadParameter(
-            f"expected equal-duration or optimal, got {bins!r}", param_hint="--bins"
-        )
-    if on_error not in ("raise", "skip"):
-        raise typer.BadParameter(
-            f"expected raise or skip, got {on_error!r}", param_hint="--on-error"
-        )
     try:
-        config = PlanConfig(num_buckets, num_subbuckets, bins, min_share)  # type: ignore[arg-type]
+        config = PlanConfig(num_buckets, num_subbuckets, bins, min_share)
         filters = FilterConfig(min_duration, max_duration, max_tokens, tps_max)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
@@ -146,9 +156,12 @@ def plan(
 
 
 _SAMPLER = SamplerConfig()
+_SORTED = SortedBatching()
+_PAPER = SamplerConfig.paper()
 
 
 def bench_sampler(
+    ctx: typer.Context,
     manifests: Annotated[
         list[str], typer.Argument(help="Manifests (NeMo/lhotse JSONL, shard folders).")
     ],
@@ -163,44 +176,48 @@ def bench_sampler(
     quadratic_duration: Annotated[
         float | None, typer.Option(help="With --batch-duration: d counts as d + d^2/this.")
     ] = None,
-    strict: Annotated[
-        bool | None,
-        typer.Option(
-            "--strict/--flexible", help="2D assignment (default flexible; --paper: strict)."
-        ),
-    ] = None,
+    assignment: Annotated[
+        AssignMode,
+        typer.Option(help=f"2D bucket assignment (--paper: {_PAPER.assignment})."),
+    ] = _SAMPLER.assignment,
     world_size: Annotated[
         int, typer.Option(help="Ranks, each its own sampler on its own data.")
     ] = 1,
     sync: Annotated[
         bool, typer.Option("--sync/--no-sync", help="Shared bucket draws.")
     ] = _SAMPLER.sync,
-    concurrent: Annotated[bool, typer.Option(help="Read in a producer thread.")] = False,
+    concurrent: Annotated[
+        bool, typer.Option(help="Read in a producer thread.")
+    ] = _SAMPLER.concurrent,
     buffer_size: Annotated[
         int | None,
         typer.Option(help="Examples in each sampler's buffer (default: from plan and policy)."),
     ] = _SAMPLER.buffer_size,
-    seed: Annotated[int, typer.Option(help="Seed of the sampler (and of the data split).")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the sampler (and of the data split).")
+    ] = _SAMPLER.seed,
     data_seed: Annotated[
         int | None, typer.Option(help="Seed of the data split's shuffle, if not --seed.")
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs to run.")] = 1,
     batching: Annotated[
-        str | None, typer.Option(help="sorted | random (default sorted; --paper: random).")
-    ] = None,
+        BatchingKind,
+        typer.Option(help=f"Batch formation (--paper: {_PAPER.batching.kind})."),
+    ] = _SAMPLER.batching.kind,  # type: ignore[assignment]  # a kind, which is a BatchingKind
     bucket_draw: Annotated[
-        str | None, typer.Option(help="inflow | uniform (default inflow; --paper: uniform).")
-    ] = None,
+        BucketDrawKind,
+        typer.Option(help=f"Bucket draw (--paper: {_PAPER.bucket_draw.kind})."),
+    ] = _SAMPLER.bucket_draw.kind,  # type: ignore[assignment]  # a kind: a BucketDrawKind
     paper: Annotated[
         bool, typer.Option(help="The paper's sampler: random batches, uniform draws, strict 2D.")
     ] = False,
     lanes: Annotated[
         int, typer.Option(help="Sorted batching: length lanes per bucket.")
-    ] = _SAMPLER.lanes,
+    ] = _SORTED.lanes,
     spread: Annotated[
         float,
         typer.Option(help="Sorted batching: a batch is a random subset of spread x its size."),
-    ] = _SAMPLER.spread,
+    ] = _SORTED.spread,
     tokenizer: Annotated[
         Path | None, typer.Option(help="Tokenizer folder, for manifests without num_tokens.")
     ] = None,
@@ -224,8 +241,9 @@ def bench_sampler(
     import json
     import sys
 
+    from padless.peers.compare import compare_with_lhotse, ratios, run_samplers
+    from padless.peers.rss import peak_rss_mb
     from padless.sampling.balance import ReplayCache
-    from padless.sampling.bench import peak_rss_mb, run_samplers
     from padless.sampling.engine import buffer_size as buffer_size_for
     from padless.sampling.lengths import ExampleLengths
     from padless.sampling.plan import BucketPlan, PlanError
@@ -257,21 +275,7 @@ def bench_sampler(
         else:
             assert batch_sizes is not None
             policy = BucketBatchSizes.load(batch_sizes, the_plan)
-        overrides: dict[str, Any] = {
-            "buffer_size": buffer_size,
-            "seed": seed,
-            "sync": sync,
-            "concurrent": concurrent,
-            "lanes": lanes,
-            "spread": spread,
-        }
-        if strict is not None:
-            overrides["assignment"] = "strict" if strict else "flexible"
-        if batching is not None:
-            overrides["batching"] = batching
-        if bucket_draw is not None:
-            overrides["bucket_draw"] = bucket_draw
-        config = SamplerConfig.paper(**overrides) if paper else SamplerConfig(**overrides)
+        config = _sampler_config(ctx, paper)
     except (PlanError, ValueError) as err:
         raise typer.BadParameter(str(err)) from err
     lengths = ExampleLengths(_tokenizer(tokenizer))
@@ -285,7 +289,7 @@ def bench_sampler(
         assert per_rank is not None
         sources = _PerRank(per_rank)
 
-    cache = ReplayCache()  # ranks share their replays of each other's lanes (see bench.py)
+    cache = ReplayCache()  # ranks share their replays of each other's lanes (see peers/compare.py)
 
     def make(rank: int) -> DynamicBucketingSampler:
         return DynamicBucketingSampler(
@@ -313,7 +317,7 @@ def bench_sampler(
         "plan": str(plan_path),
         "buckets": len(the_plan),
         "policy": policy.describe(),
-        "sampler": {k: v for k, v in config.__dict__.items() if k != "filters"},
+        "sampler": {k: v for k, v in config.to_json().items() if k != "filters"},
         "buffer_size": buffer_size_for(the_plan, policy, config),
         "filters": the_plan.filters.to_json(),
         "preload": preload,
@@ -321,16 +325,37 @@ def bench_sampler(
     }
     if compare == "lhotse":
         assert per_rank is not None
-        out["lhotse"] = _run_lhotse(
+        out["lhotse"] = compare_with_lhotse(
             per_rank, the_plan, policy, config, lhotse_rss and not preload, preload
         )
-        from padless.sampling.bench import ratios
-
         out["ratios"] = ratios(out, out["lhotse"])
     if as_json:
         sys.stdout.write(json.dumps(out) + "\n")
     else:
         _print_report(out)
+
+
+def _sampler_config(ctx: typer.Context, paper: bool) -> SamplerConfig:
+    """The padless (or, with --paper, the paper's) sampler with only the options the user gave
+    replaced. --lanes and --spread belong to sorted batching."""
+    from padless.sampling.config import BATCHINGS, strategy_from_json
+    from padless.sampling.sync import BUCKET_DRAWS
+
+    base = SamplerConfig.paper() if paper else SamplerConfig()
+    options = given(ctx, "batching", "bucket_draw", "lanes", "spread")
+    batching = base.batching
+    if "batching" in options:
+        batching = strategy_from_json(BATCHINGS, options["batching"], "batching")
+    sorted_settings = {k: options[k] for k in ("lanes", "spread") if k in options}
+    if sorted_settings:
+        if not isinstance(batching, SortedBatching):
+            raise ValueError("--lanes and --spread apply to --batching sorted")
+        batching = replace(batching, **sorted_settings)
+    bucket_draw = base.bucket_draw
+    if "bucket_draw" in options:
+        bucket_draw = strategy_from_json(BUCKET_DRAWS, options["bucket_draw"], "bucket_draw")
+    overrides = given(ctx, "assignment", "buffer_size", "seed", "sync", "concurrent")
+    return replace(base, batching=batching, bucket_draw=bucket_draw, **overrides)
 
 
 class _PerRank:
@@ -358,60 +383,6 @@ def _read_ranks(
             lengths(examples[start : start + 8192])  # counts and caches missing num_tokens
         out.append(examples)
     return out
-
-
-def _run_lhotse(
-    per_rank: list[list[Example]],
-    plan: BucketPlan,
-    policy: BatchPolicy,
-    config: SamplerConfig,
-    measure_rss: bool,
-    materialize: bool,
-) -> dict[str, Any]:
-    from padless.sampling.bench import lhotse_report
-    from padless.sampling.engine import buffer_size
-    from padless.sampling.lhotse_peer import (
-        LhotsePeerConfig,
-        bins_from_plan,
-        measure_lhotse_peer_rss,
-        run_lhotse_peer,
-    )
-    from padless.sampling.policies import BucketBatchSizes, DurationBudget, FixedBatchSize
-
-    f = plan.filters
-    budget: dict[str, Any] = {}
-    if isinstance(policy, DurationBudget):
-        budget = {
-            "max_duration": policy.max_duration,
-            "quadratic_duration": policy.quadratic_duration,
-        }
-    elif isinstance(policy, FixedBatchSize):
-        budget = {"batch_size": policy.batch_size}
-    elif isinstance(policy, BucketBatchSizes):
-        budget = {"bucket_batch_sizes": policy.batch_sizes}
-    peer = LhotsePeerConfig(
-        bins=bins_from_plan(plan),
-        strict=config.assignment == "strict",
-        min_example_duration=f.min_duration,
-        max_example_duration=f.max_duration,
-        max_tokens=f.max_tokens,
-        tps_max=f.tps_max,
-        buffer_size=buffer_size(plan, policy, config),
-        seed=config.seed,
-        sync_buckets=config.sync,
-        concurrent=config.concurrent,
-        **budget,
-    )
-    result = run_lhotse_peer(per_rank, peer)
-    lengths = {e.id: (e.duration, e.num_tokens or 0) for rank in per_rank for e in rank}
-    rss = None
-    if measure_rss:
-        from dataclasses import replace
-
-        rss = measure_lhotse_peer_rss(per_rank, replace(peer, materialize=materialize))
-    report = lhotse_report(result, lengths, len(plan), rss)
-    report["config"] = peer.to_json()
-    return report
 
 
 def _print_report(out: dict[str, Any]) -> None:

@@ -8,9 +8,18 @@ counts are reported by whoever owns the reader; nothing is dropped silently.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
+from typing import Literal, get_args
 
+#: What a reader does with a malformed record: raise, or skip it and count it by reason.
 OnError = Literal["raise", "skip"]
+ON_ERRORS: tuple[OnError, ...] = get_args(OnError)
+
+
+def check_on_error(value: str) -> None:
+    """ValueError unless ``value`` is one of `ON_ERRORS` (the command line checks the same
+    choice through the `OnError` type)."""
+    if value not in ON_ERRORS:
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERRORS)}; got {value!r}")
 
 
 class PadlessInputError(ValueError):

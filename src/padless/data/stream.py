@@ -48,7 +48,7 @@ from typing import IO, Any, Literal, NamedTuple
 import orjson
 
 from padless.data import fs
-from padless.data.errors import ManifestError, OnError, ShardError, SkipCounter
+from padless.data.errors import ManifestError, OnError, ShardError, SkipCounter, check_on_error
 from padless.data.example import Example
 from padless.data.lhotse_cuts import lhotse_parser, looks_like_lhotse
 from padless.data.nemo import FieldChecks, FieldError, Parser, nemo_parser
@@ -88,8 +88,7 @@ class StreamConfig:
     def __post_init__(self) -> None:
         if self.languages is not None and not isinstance(self.languages, frozenset):
             object.__setattr__(self, "languages", frozenset(self.languages))
-        if self.on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+        check_on_error(self.on_error)
         slot_of(self.rank, self.world_size, self.worker, self.num_workers)  # validates
 
 

@@ -58,6 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from padless.sampling.buffer import COST, DUR, TOK, Entry
+from padless.sampling.config import SortedBatching
 from padless.sampling.engine import Batch, LaneEngine, LaneSnapshot
 from padless.sampling.policies import BatchPolicy
 
@@ -326,7 +327,7 @@ def _drain_order(engine: LaneEngine, bucket: int) -> list[Entry]:
     then input length (sorted batching) or shuffled by the lane's RNG (random batching)."""
     lanes = engine.buffer.lanes
     entries = [e for lst in engine.buffer.lists[bucket * lanes : (bucket + 1) * lanes] for e in lst]
-    if engine.config.batching == "sorted":
+    if isinstance(engine.config.batching, SortedBatching):
         entries.sort(key=_length_key)
     else:
         engine.rng.shuffle(entries)

@@ -47,7 +47,7 @@ from padless.sampling.concurrent import (
     ConcurrentReader,
     SequentialReader,
 )
-from padless.sampling.config import SamplerConfig
+from padless.sampling.config import SamplerConfig, SortedBatching
 from padless.sampling.lengths import ExampleLengths, LengthFn
 from padless.sampling.plan import BucketPlan
 from padless.sampling.policies import BatchPolicy
@@ -139,20 +139,18 @@ class LaneEngine:
             BucketAssigner(plan, config.assignment),
             policy,
         )
-        sorted_lanes = config.batching == "sorted" and config.lanes > 1
-        self.buffer = BucketBuffer(
-            len(plan), lane_edges(plan, config.lanes) if sorted_lanes else None
-        )
+        batching = config.batching
+        lanes = batching.lanes if isinstance(batching, SortedBatching) else 1
+        self.buffer = BucketBuffer(len(plan), lane_edges(plan, lanes) if lanes > 1 else None)
+        #: Sorted batching: the window a batch is drawn from, in batches (see `_take_window`).
+        self.spread = batching.spread if isinstance(batching, SortedBatching) else 1.0
         self.rng = seeded_random([config.seed, epoch, rank, _EXAMPLE_RNG])
-        weights = (
-            inflow_weights(plan, policy) if config.bucket_draw == "inflow" else np.ones(len(plan))
-        )
         draw_seed = (
             [config.seed, epoch, _SHARED_DRAW_RNG]
             if config.sync
             else [config.seed, epoch, rank, _PRIVATE_DRAW_RNG]
         )
-        self.chooser = BucketChooser(weights, config.bucket_draw, draw_seed)
+        self.chooser = BucketChooser(inflow_weights(plan, policy), config.bucket_draw, draw_seed)
         lanes = self.buffer.lanes
         # Lane visiting order for a window starting in lane s: s, s+1, ..., top, s-1, ..., 0.
         self._orders = [(*range(s, lanes), *range(s - 1, -1, -1)) for s in range(lanes)]
@@ -278,7 +276,7 @@ class LaneEngine:
             k = policy.take(
                 bucket, map(_COST_OF, chain.from_iterable(map(lists.__getitem__, order)))
             )
-        want = max(k, math.ceil(self.config.spread * k))
+        want = max(k, math.ceil(self.spread * k))
         window: list[Entry] = []
         visited: list[tuple[int, int]] = []  # (lane, entries taken from it), in window order
         for j in order:

@@ -47,7 +47,7 @@ import json
 import logging
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from padless.sampling.balance import LaneCount, Replay, ReplayCache, plan_drain
@@ -200,7 +200,7 @@ class DynamicBucketingSampler:
 
     def _header(self) -> dict[str, Any]:
         # Settings that change when reading happens or what is remembered, not the batches.
-        cfg = asdict(replace(self.config, concurrent=False, queue_chunks=None, resume_lookback=0))
+        cfg = replace(self.config, concurrent=False, queue_chunks=None, resume_lookback=0).to_json()
         digest = hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
         return {
             "format": STATE_FORMAT,

@@ -8,7 +8,7 @@ and the one above is broken by a bit drawn from the same shared RNG, so ranks th
 from the same bucket fall back the same way. Draws never depend on what happens on a rank, so
 the shared streams never drift apart.
 
-Two draws:
+Two draws, each a small class (`InflowDraw`, `UniformDraw`) with a ``block`` of draws:
 
 - ``uniform`` (lhotse's): every bucket equally likely. Buckets fill at different rates, so fill
   levels random-walk and the share of steps where the drawn bucket is ready everywhere decays
@@ -27,29 +27,66 @@ Two draws:
 from __future__ import annotations
 
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from padless.sampling.config import BUCKET_DRAWS, BucketDraw
-
-#: Steps per block of inflow draws.
+#: Steps per block of draws.
 BLOCK = 128
+
+
+@dataclass(frozen=True)
+class InflowDraw:
+    """Each bucket drawn at the rate batches flow into it, stratified in blocks (see above)."""
+
+    kind: ClassVar[str] = "inflow"
+
+    def block(
+        self, rng: random.Random, quota: np.ndarray, credits: np.ndarray
+    ) -> tuple[list[int], np.ndarray]:
+        """The next ``BLOCK`` draws and the credits carried to the following block."""
+        k = len(quota)
+        want = credits + BLOCK * quota  # (K,) draws due by the end of the block
+        cum = np.maximum(want, 0.0).cumsum()
+        points = (rng.random() + np.arange(BLOCK)) * (cum[-1] / BLOCK)  # systematic sample
+        counts = np.bincount(np.minimum(cum.searchsorted(points, side="right"), k - 1), minlength=k)
+        block = np.repeat(np.arange(k), counts).tolist()
+        rng.shuffle(block)
+        return block, want - counts
+
+
+@dataclass(frozen=True)
+class UniformDraw:
+    """Every bucket equally likely, each draw independent (lhotse's); ignores the weights."""
+
+    kind: ClassVar[str] = "uniform"
+
+    def block(
+        self, rng: random.Random, quota: np.ndarray, credits: np.ndarray
+    ) -> tuple[list[int], np.ndarray]:
+        k = len(quota)
+        return [min(int(rng.random() * k), k - 1) for _ in range(BLOCK)], credits
+
+
+#: How the bucket of each step is drawn.
+BucketDraw = InflowDraw | UniformDraw
+#: The draws by their ``kind`` (the name a config file gives).
+BUCKET_DRAWS: dict[str, type[BucketDraw]] = {c.kind: c for c in (InflowDraw, UniformDraw)}
 
 
 class BucketChooser:
     """Draws a bucket per step and resolves it to a ready bucket (nearest fallback)."""
 
     def __init__(self, weights: np.ndarray, draw: BucketDraw, seed: Any) -> None:
-        if draw not in BUCKET_DRAWS:
-            raise ValueError(f"unknown bucket draw {draw!r}; choose from {BUCKET_DRAWS}")
+        """``weights``: each bucket's expected batch inflow, the rates `InflowDraw` follows."""
         w = np.asarray(weights, dtype=np.float64)
         if w.ndim != 1 or len(w) == 0 or np.any(w < 0) or not np.isfinite(w).all():
             raise ValueError("bucket weights must be a non-empty vector of finite values >= 0")
         if w.sum() <= 0:
             w = np.ones_like(w)
         self.num_buckets = len(w)
-        self.draw_mode = draw
+        self.strategy = draw
         self.quota = w / w.sum()  # (K,) share of draws per bucket
         self.credits = np.zeros(len(w))  # (K,) draws owed (expected minus actual) before the block
         self.rng = seeded_random(seed)
@@ -73,21 +110,8 @@ class BucketChooser:
         return self._block[self._pos]
 
     def _next_block(self) -> None:
-        rng, k = self.rng, self.num_buckets
-        if self.draw_mode == "uniform":
-            self._block = [min(int(rng.random() * k), k - 1) for _ in range(BLOCK)]
-        else:
-            want = self.credits + BLOCK * self.quota  # (K,) draws due by the end of the block
-            cum = np.maximum(want, 0.0).cumsum()
-            points = (rng.random() + np.arange(BLOCK)) * (cum[-1] / BLOCK)  # systematic sample
-            counts = np.bincount(
-                np.minimum(cum.searchsorted(points, side="right"), k - 1), minlength=k
-            )
-            self.credits = want - counts
-            block = np.repeat(self._index, counts).tolist()
-            rng.shuffle(block)
-            self._block = block
-        self._bits = rng.getrandbits(BLOCK)
+        self._block, self.credits = self.strategy.block(self.rng, self.quota, self.credits)
+        self._bits = self.rng.getrandbits(BLOCK)
         self._pos = 0
 
     def fallback(self, drawn: int, prefer_up: bool, *allowed: np.ndarray) -> int:

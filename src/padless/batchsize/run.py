@@ -8,8 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from padless.sampling.oomptimizer.report import Comparison, compare
-from padless.sampling.oomptimizer.search import (
+from padless.batchsize.cpu import CpuProbe
+from padless.batchsize.cuda import CudaProbe, device_budget
+from padless.batchsize.report import Comparison, compare
+from padless.batchsize.search import (
     BucketResult,
     BucketShape,
     Measurement,
@@ -18,9 +20,9 @@ from padless.sampling.oomptimizer.search import (
     SearchResult,
     search,
 )
-from padless.sampling.oomptimizer.simulate import SimulateConfig
-from padless.sampling.oomptimizer.table import Bucket, bucket_shapes, read_plan, table_json
-from padless.sampling.oomptimizer.workload import AEDWorkload, StepConfig
+from padless.batchsize.simulate import SimulateConfig, SimulateProbe
+from padless.batchsize.table import Bucket, bucket_shapes, read_plan, table_json
+from padless.batchsize.workload import AEDWorkload, StepConfig
 
 ProbeName = Literal["simulate", "cpu", "cuda"]
 PROBES: tuple[ProbeName, ...] = ("simulate", "cpu", "cuda")
@@ -60,19 +62,13 @@ class Outcome:
 def open_probe(config: OomptimizeConfig) -> Iterator[MemoryProbe]:
     workload = AEDWorkload.load(config.model)
     if config.probe == "simulate":
-        from padless.sampling.oomptimizer.simulate import SimulateProbe
-
         assert config.budget_bytes is not None
         with SimulateProbe(workload, config.step, config.budget_bytes, config.simulate) as sim:
             yield sim
     elif config.probe == "cpu":
-        from padless.sampling.oomptimizer.cpu import CpuProbe
-
         assert config.budget_bytes is not None
         yield CpuProbe(workload, config.step, config.budget_bytes)
     else:
-        from padless.sampling.oomptimizer.cuda import CudaProbe, device_budget
-
         budget = config.budget_bytes or device_budget(config.memory_fraction)
         yield CudaProbe(workload, config.step, budget)
 
@@ -118,8 +114,6 @@ def search_plan(
 
 
 def _probe_details(probe: MemoryProbe) -> dict[str, Any]:
-    from padless.sampling.oomptimizer.simulate import SimulateProbe
-
     if isinstance(probe, SimulateProbe):
         return {
             "simulate": asdict(probe.config),

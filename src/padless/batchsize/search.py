@@ -67,7 +67,7 @@ class Measurement:
 
 
 class MemoryProbe(Protocol):
-    """Runs trial training steps; see `padless.sampling.oomptimizer.probes`."""
+    """Runs trial training steps; see `padless.batchsize.probes`."""
 
     name: str
     budget_bytes: int

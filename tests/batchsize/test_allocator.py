@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from padless.sampling.oomptimizer.allocator import (
+from padless.batchsize.allocator import (
     LARGE_SEGMENT,
     SMALL_SEGMENT,
     CachingAllocatorModel,

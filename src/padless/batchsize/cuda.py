@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import torch
 
-from padless.sampling.oomptimizer.search import BucketShape, Measurement
-from padless.sampling.oomptimizer.workload import (
+from padless.batchsize.search import BucketShape, Measurement
+from padless.batchsize.workload import (
     AEDWorkload,
     StepConfig,
     make_optimizer,

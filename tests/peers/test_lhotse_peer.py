@@ -14,14 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from padless.data.example import Example, FileAudio
-from padless.sampling.lhotse_peer import (
-    Grid2D,
-    LhotseMissingError,
-    LhotsePeerConfig,
-    bins_from_plan,
-    measure_lhotse_peer_rss,
-    run_lhotse_peer,
-)
+from padless.peers.lhotse_buckets import Grid2D
+from padless.peers.lhotse_config import LhotseMissingError, LhotsePeerConfig, bins_from_plan
+from padless.peers.lhotse_run import measure_lhotse_peer_rss, run_lhotse_peer
 
 pytest.importorskip("lhotse")
 
@@ -300,8 +295,9 @@ def test_peak_rss_in_a_subprocess(examples) -> None:
 @pytest.mark.parametrize("subbuckets", [1, 2])
 def test_bins_from_plan_give_padless_bucket_indices(examples, bins, subbuckets) -> None:
     from padless.sampling.assign import BucketAssigner
+    from padless.sampling.config import PlanConfig
+    from padless.sampling.estimate import estimate_plan
     from padless.sampling.filters import FilterConfig
-    from padless.sampling.plan import PlanConfig, estimate_plan
 
     dur = np.array([e.duration for e in examples])
     tok = np.array([e.num_tokens for e in examples])

@@ -16,7 +16,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from padless.sampling.oomptimizer.search import BucketShape
+from padless.batchsize.search import BucketShape
+from padless.data.dataset import SpeechBatch
+from padless.model import AEDModel, ModelConfig, get_config
 
 Precision = Literal["fp32", "bf16", "bf16-pure"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "bf16-pure")
@@ -66,24 +68,17 @@ class AEDWorkload:
 
     @classmethod
     def load(cls, model: str) -> AEDWorkload:
-        from padless.model import get_config
-
         return cls.from_config(get_config(model), name=model)
 
     @classmethod
-    def from_config(cls, config: Any, name: str | None = None) -> AEDWorkload:
+    def from_config(cls, config: ModelConfig, name: str | None = None) -> AEDWorkload:
         return cls(name=name or config.name, config_dict=config.to_dict())
 
-    def model_config(self) -> Any:
-        """The `padless.model.ModelConfig`."""
-        from padless.model import ModelConfig
-
+    def model_config(self) -> ModelConfig:
         return ModelConfig.from_dict(dict(self.config_dict))
 
     def build(self, step: StepConfig) -> nn.Module:
         """The model on the current default device (``with torch.device(...)``), train mode."""
-        from padless.model import AEDModel
-
         config = self.model_config()
         # Built in the target dtype rather than converted with .to(): conversion would hold
         # both copies at once, and cannot swap parameters of fake tensors.
@@ -95,10 +90,8 @@ class AEDWorkload:
             torch.set_default_dtype(default)
         return model.train()
 
-    def batch(self, shape: BucketShape, batch_size: int, device: torch.device) -> object:
+    def batch(self, shape: BucketShape, batch_size: int, device: torch.device) -> SpeechBatch:
         """A `SpeechBatch` of ``batch_size`` examples, each exactly ``shape`` long."""
-        from padless.data.dataset import SpeechBatch
-
         vocab_size = int(self.config_dict["vocab_size"])
         samples = round(shape.max_duration * SAMPLE_RATE)
         tokens = max(shape.max_tokens, PROMPT_TOKENS + 1)

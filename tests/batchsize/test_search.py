@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from padless.sampling.oomptimizer.search import (
+from padless.batchsize.search import (
     BucketShape,
     Measurement,
     NoBatchFitsError,
@@ -98,7 +98,7 @@ def test_affine_probe_exact_answers_in_few_trials(caplog: pytest.LogCaptureFixtu
     shapes = plan_30x2()
     probe = FormulaProbe(budget_bytes=80 * GIB)
     config = SearchConfig(verify_chosen=False)
-    with caplog.at_level(logging.INFO, logger="padless.sampling.oomptimizer.search"):
+    with caplog.at_level(logging.INFO, logger="padless.batchsize.search"):
         trials = check_exact(probe, shapes, config)
     result_answers = {s: probe.largest_fitting(s) for s in shapes}
     # An exactly affine probe is solved exactly, not just within tolerance.

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from padless.sampling.oomptimizer.allocator import CachingAllocatorModel
-from padless.sampling.oomptimizer.tracker import FREE
+from padless.batchsize.allocator import CachingAllocatorModel
+from padless.batchsize.tracker import FREE
 
 #: Step-local allocation slots are renumbered from here, so that two steps with the same op
 #: structure have identical slots; slots below it refer to allocations made before the step

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from padless.sampling.oomptimizer.allocator import CachingAllocatorModel
-from padless.sampling.oomptimizer.trace import LOCAL_BASE, AffineTrace, StaticTrace, StepTrace
-from padless.sampling.oomptimizer.tracker import FREE
+from padless.batchsize.allocator import CachingAllocatorModel
+from padless.batchsize.trace import LOCAL_BASE, AffineTrace, StaticTrace, StepTrace
+from padless.batchsize.tracker import FREE
 
 MiB = 1 << 20
 #: Events before the step (the model build): two allocations, slots 0 and 1.

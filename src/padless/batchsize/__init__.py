@@ -18,7 +18,7 @@ Modules, in the order data flows:
 - report.py          comparison with the 360 s batch-duration heuristic
 """
 
-from padless.sampling.oomptimizer.search import (
+from padless.batchsize.search import (
     BucketResult,
     BucketShape,
     Measurement,
@@ -28,7 +28,7 @@ from padless.sampling.oomptimizer.search import (
     SearchResult,
     search,
 )
-from padless.sampling.oomptimizer.sizes import format_bytes, parse_size
+from padless.batchsize.sizes import format_bytes, parse_size
 
 __all__ = [
     "BucketResult",

@@ -10,7 +10,7 @@ out" exactly as a real out-of-memory error would be raised.
 
 A simulated step of Canary-1B takes seconds of CPU time, so each bucket shape is simulated once
 (the first, longest one twice) and every batch size the search asks about is a replay of that
-trace with its sizes rescaled (`padless.sampling.oomptimizer.trace`): under a second each.
+trace with its sizes rescaled (`padless.batchsize.trace`): under a second each.
 Steps of different buckets are independent, so ``workers`` processes can simulate them in
 parallel while the search replays.
 """
@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from padless.sampling.oomptimizer.allocator import CachingAllocatorModel
-from padless.sampling.oomptimizer.cuda_emulation import cuda_step
-from padless.sampling.oomptimizer.search import BucketShape, Measurement
-from padless.sampling.oomptimizer.trace import AffineTrace, Replay, StaticTrace, StepTrace
-from padless.sampling.oomptimizer.tracker import FREE, MemoryTracker
-from padless.sampling.oomptimizer.workload import (
+from padless.batchsize.allocator import CachingAllocatorModel
+from padless.batchsize.cuda_emulation import cuda_step
+from padless.batchsize.search import BucketShape, Measurement
+from padless.batchsize.trace import AffineTrace, Replay, StaticTrace, StepTrace
+from padless.batchsize.tracker import FREE, MemoryTracker
+from padless.batchsize.workload import (
     AEDWorkload,
     StepConfig,
     make_optimizer,

@@ -13,34 +13,19 @@ import torch
 import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from padless.model import DecoderConfig, EncoderConfig, FeatureConfig, ModelConfig
-from padless.sampling.oomptimizer.cpu import CpuProbe
-from padless.sampling.oomptimizer.cuda_emulation import cuda_step
-from padless.sampling.oomptimizer.search import BucketShape, SearchConfig, search
-from padless.sampling.oomptimizer.simulate import SimulateConfig, SimulateProbe
-from padless.sampling.oomptimizer.tracker import MemoryTracker
-from padless.sampling.oomptimizer.workload import (
-    AEDWorkload,
+from helpers.models import LONG, SHORT, WORKLOAD, small_config
+from padless.batchsize.cpu import CpuProbe
+from padless.batchsize.cuda_emulation import cuda_step
+from padless.batchsize.search import SearchConfig, search
+from padless.batchsize.simulate import SimulateConfig, SimulateProbe
+from padless.batchsize.tracker import MemoryTracker
+from padless.batchsize.workload import (
     StepConfig,
     make_optimizer,
     training_step,
 )
 
 MiB = 1 << 20
-
-
-def small_config() -> ModelConfig:
-    return ModelConfig(
-        name="test-small",
-        vocab_size=256,
-        features=FeatureConfig(n_mels=32),
-        encoder=EncoderConfig(d_model=64, n_layers=2, n_heads=4, subsampling_channels=32),
-        decoder=DecoderConfig(d_model=64, n_layers=2, n_heads=4),
-    )
-
-
-WORKLOAD = AEDWorkload.from_config(small_config())
-SHORT, LONG = BucketShape(3.0, 30, index=0), BucketShape(8.0, 70, index=1)
 
 
 @pytest.mark.parametrize("target", ["cpu", "cuda"])

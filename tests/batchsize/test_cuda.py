@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_oomptimizer_simulate import SHORT, WORKLOAD
 
-from padless.sampling.oomptimizer.cuda import CudaProbe
-from padless.sampling.oomptimizer.search import SearchConfig, search
-from padless.sampling.oomptimizer.simulate import SimulateProbe
-from padless.sampling.oomptimizer.workload import StepConfig
+from helpers.models import SHORT, WORKLOAD
+from padless.batchsize.cuda import CudaProbe
+from padless.batchsize.search import SearchConfig, search
+from padless.batchsize.simulate import SimulateProbe
+from padless.batchsize.workload import StepConfig
 
 pytestmark = pytest.mark.gpu
 GiB = 1 << 30

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from padless.sampling.oomptimizer.search import BucketResult
+from padless.batchsize.search import BucketResult
 from padless.sampling.plan import Bucket
 
 #: The paper's baseline batch-duration budget for Canary-1B (seconds of audio per batch).
@@ -99,6 +99,7 @@ def plot(
     title: str = "",
 ) -> None:
     """Two panels: batch size per bucket (found vs heuristic), peak memory vs the budget."""
+    # matplotlib is optional at import time: only plotting pays its import (about half a second).
     import matplotlib
 
     matplotlib.use("Agg")

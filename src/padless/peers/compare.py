@@ -1,5 +1,6 @@
-"""What `padless bench-sampler` measures: every rank's sampler run in this process, step by
-step, with statistics computed from the batches actually yielded.
+"""The side-by-side comparison `padless bench-sampler` prints: every rank's padless sampler run
+in this process, step by step, with statistics computed from the batches actually yielded, and
+the lhotse peer's batches measured the same way (`lhotse_report`, `compare_with_lhotse`).
 
 - **Padding** is recomputed from the emitted examples' own ``duration`` and ``num_tokens``
   (not from the sampler's internal counters, which are reported per bucket and checked against
@@ -14,41 +15,38 @@ step, with statistics computed from the batches actually yielded.
   what the lhotse peer reports too (its cuts are in memory); ``end_to_end_examples_per_s``
   includes reading. ``first_batch_s``: the slowest rank's own time in ``iter()`` and ``next()``
   until its first batch (ranks in one process share the CPU, so with several ranks this is
-  pessimistic). ``peak_rss_mb``: this process's peak resident memory (`peak_rss_mb`).
+  pessimistic). ``peak_rss_mb``: this process's peak resident memory (`padless.peers.rss`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import resource
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import numpy as np
 
+from padless.data.example import Example
+from padless.peers.lhotse_config import LhotsePeerConfig
+from padless.peers.lhotse_run import (
+    LhotsePeerResult,
+    PeerRssReport,
+    measure_lhotse_peer_rss,
+    run_lhotse_peer,
+)
+from padless.peers.rss import peak_rss_mb
+from padless.peers.settings import lhotse_settings
+from padless.sampling.config import SamplerConfig
+from padless.sampling.plan import BucketPlan
+from padless.sampling.policies import BatchPolicy
 from padless.sampling.sampler import DynamicBucketingSampler
 from padless.sampling.stats import PaddingTotals, SamplerStats
 
 SamplerFactory = Callable[[int], DynamicBucketingSampler]
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (MB). Linux: ``VmHWM`` of ``/proc/self/status``, the
-    high-water mark of this program's own address space; ``getrusage``'s max RSS is not used
-    there because Linux carries it over from the parent across fork and exec, so a child of a
-    big process would report its parent's peak. Elsewhere: ``getrusage``."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @dataclass
@@ -270,12 +268,12 @@ def run_samplers(
 
 
 def lhotse_report(
-    result: Any,
+    result: LhotsePeerResult,
     lengths: dict[str, tuple[float, int]],
     plan_buckets: int,
-    rss: Any | None = None,
+    rss: PeerRssReport | None = None,
 ) -> dict[str, Any]:
-    """The same keys for a `padless.sampling.lhotse_peer.LhotsePeerResult`, padding and
+    """The same keys for a `LhotsePeerResult`, padding and
     agreement computed from its batches (ids looked up in ``lengths``) exactly as for padless."""
     totals = PaddingTotals()
     per_bucket = [PaddingTotals() for _ in range(plan_buckets + 1)]
@@ -341,3 +339,25 @@ def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | No
             "mean_batch_size",
         )
     }
+
+
+def compare_with_lhotse(
+    per_rank: list[list[Example]],
+    plan: BucketPlan,
+    policy: BatchPolicy,
+    config: SamplerConfig,
+    measure_rss: bool,
+    materialize: bool,
+) -> dict[str, Any]:
+    """Run the lhotse peer with the settings equivalent to padless's (`lhotse_settings`) on
+    every rank's examples and report it like `RunReport.to_json`, plus its settings. With
+    ``measure_rss`` the peer runs a second time in a fresh process for its peak RSS."""
+    peer: LhotsePeerConfig = lhotse_settings(plan, policy, config)
+    result = run_lhotse_peer(per_rank, peer)
+    lengths = {e.id: (e.duration, e.num_tokens or 0) for rank in per_rank for e in rank}
+    rss = None
+    if measure_rss:
+        rss = measure_lhotse_peer_rss(per_rank, replace(peer, materialize=materialize))
+    report = lhotse_report(result, lengths, len(plan), rss)
+    report["config"] = peer.to_json()
+    return report

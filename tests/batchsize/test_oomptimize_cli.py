@@ -9,17 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_oomptimizer_simulate import small_config
 from typer.testing import CliRunner
 
+from helpers.models import small_config
+from padless.batchsize.report import compare, heuristic_batch_size
+from padless.batchsize.search import BucketResult, BucketShape
+from padless.batchsize.sizes import format_bytes, parse_size
+from padless.batchsize.table import bucket_shapes, read_plan
 from padless.cli import app
 from padless.model import AEDModel, save_checkpoint
+from padless.sampling.config import PlanConfig
+from padless.sampling.estimate import estimate_plan
 from padless.sampling.filters import FilterConfig
-from padless.sampling.oomptimizer.report import compare, heuristic_batch_size
-from padless.sampling.oomptimizer.search import BucketResult, BucketShape
-from padless.sampling.oomptimizer.sizes import format_bytes, parse_size
-from padless.sampling.oomptimizer.table import bucket_shapes, read_plan
-from padless.sampling.plan import Bucket, BucketPlan, PlanConfig, PlanError, estimate_plan
+from padless.sampling.plan import Bucket, BucketPlan, PlanError
 from padless.sampling.policies import BucketBatchSizes
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from padless.sampling.oomptimizer.search import BucketShape, SearchResult
+from padless.batchsize.search import BucketShape, SearchResult
 from padless.sampling.plan import Bucket, BucketPlan, PlanError
 
 TABLE_FORMAT = "padless.batch_sizes"

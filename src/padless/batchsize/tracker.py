@@ -10,7 +10,7 @@ does not see memory a kernel allocates internally without returning it (cuBLAS w
 im2col buffers inside a CPU convolution); the ``cpu`` probe measures those.
 
 The tracker works the same on real and fake tensors; the simulator uses fake ones (no memory at
-all) and keeps the event sequence, which `padless.sampling.oomptimizer.trace` replays.
+all) and keeps the event sequence, which `padless.batchsize.trace` replays.
 """
 
 from __future__ import annotations
