@@ -19,8 +19,11 @@ import importlib
 
 import typer
 
+from padless.cli.errors import PadlessGroup
+
 app = typer.Typer(
     name="padless",
+    cls=PadlessGroup,  # every user error: one "error: ..." line, exit status 2
     help="Cheap training and fast inference for attention encoder-decoder speech models.",
     no_args_is_help=True,
     add_completion=False,
@@ -50,9 +53,6 @@ _register_all()
 
 
 def main() -> None:
-    """The ``padless`` console script. Bad input that a command did not turn into a usage
-    error itself ends with its message and exit status 2 (`padless.cli.errors`)."""
-    from padless.cli.errors import input_errors
-
-    with input_errors():
-        app()
+    """The ``padless`` console script. Every user error ends with one ``error: ...`` line and
+    exit status 2 (`padless.cli.errors`)."""
+    app()

@@ -1,11 +1,31 @@
-"""How the command line ends on bad input: a message and exit status 2, not a traceback."""
+"""How the command line ends on bad input: one line ``error: ...`` on stderr and exit status 2,
+never a traceback and never exit status 0 with nothing done.
+
+Two kinds of user error end this way:
+
+- usage errors that click finds or a command raises (`typer.BadParameter` naming the option:
+  a value out of range, an unknown choice, a missing option), shown as one line instead of
+  click's usage box;
+- bad input that the library finds, raised as a typed error: a `PadlessInputError` (a
+  manifest line, unreadable or non-finite audio, a shard that disagrees with its list, a plan
+  or batch-size table that cannot be used, data that leave nothing to do), or a missing,
+  existing or unreadable file. The message names the file with its line, the example, the
+  bucket or the row.
+
+Everything else is a bug in padless and keeps its traceback. `PadlessGroup` applies this to
+every command of the app (also under `typer.testing.CliRunner`); `input_errors()` does it for
+a block of code.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from padless.data.errors import PadlessInputError
 
@@ -16,8 +36,18 @@ INPUT_ERRORS = (
     FileExistsError,
     FileNotFoundError,
     IsADirectoryError,
+    NotADirectoryError,
     PermissionError,
 )
+
+#: Exit status of every user error (click's usage errors use it too).
+USER_ERROR = 2
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its lines joined with "; " (a message may quote a multi-line
+    value)."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 @contextlib.contextmanager
@@ -28,5 +58,38 @@ def input_errors() -> Iterator[None]:
     try:
         yield
     except INPUT_ERRORS as err:
-        typer.echo(f"error: {err}", err=True)
-        raise SystemExit(2) from None
+        typer.echo(f"error: {one_line(str(err))}", err=True)
+        raise SystemExit(USER_ERROR) from None
+
+
+class PadlessGroup(TyperGroup):
+    """The root command group: runs a command with click's own error display turned off and
+    ends every user error with one ``error: ...`` line and status 2."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(
+                args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra
+            )
+        try:
+            with input_errors():
+                # Not standalone: click raises its usage errors here instead of printing them.
+                code = super().main(
+                    args, prog_name, complete_var, False, windows_expand_args, **extra
+                )
+        except typer.TyperException as err:  # click's ClickException (typer's own copy)
+            typer.echo(f"error: {one_line(err.format_message())}", err=True)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        # A command's return value is None; typer.Exit(code) comes back as its code.
+        sys.exit(code if isinstance(code, int) else 0)
