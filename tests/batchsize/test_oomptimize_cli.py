@@ -157,7 +157,8 @@ def test_sizes() -> None:
     assert parse_size("40 GB") == 40 * 10**9
     assert parse_size("512MiB") == 512 * 2**20
     assert math.isclose(parse_size("1.5g"), 1.5 * 2**30)
-    for bad in ("", "80 parsecs", "-1GiB", "GiB"):
+    assert parse_size("2B") == 2
+    for bad in ("", "80 parsecs", "-1GiB", "GiB", "2", "0.5"):  # a bare number is no size
         with pytest.raises(ValueError):
             parse_size(bad)
     assert format_bytes(80 * 2**30) == "80 GiB"

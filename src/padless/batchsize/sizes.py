@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+# No bare numbers: "--memory-budget 2" meant 2 bytes; a unit (even "B") is required.
 _UNITS = {
-    "": 1,
     "b": 1,
     "kb": 10**3,
     "mb": 10**6,
@@ -31,7 +31,7 @@ def parse_size(text: str) -> int:
     if match is None or unit not in _UNITS:
         raise ValueError(
             f"cannot read memory size {text!r}: expected a number and a unit such as 80GiB, "
-            "512MiB or 40GB"
+            "512MiB or 40GB (a bare number is not taken as bytes)"
         )
     value = float(match.group(1)) * _UNITS[unit]
     if value <= 0:

@@ -48,6 +48,12 @@ def bucket_shapes(
     for b in buckets:
         tokens = b.max_tokens
         if tokens is None:
+            if b.sample_count == 0 and tokens_per_second is None:
+                raise PlanError(
+                    f"bucket {b.index} is empty (no example of the plan's sample), so it has "
+                    "no token bound to size: plan with fewer buckets, or pass "
+                    "--tokens-per-second"
+                )
             if tokens_per_second is None:
                 raise PlanError(
                     f"bucket {b.index} has no max_tokens; pass tokens_per_second "

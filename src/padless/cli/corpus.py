@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from padless.cli.errors import input_errors
+from padless.cli.errors import at_least, input_errors, positive
 from padless.data.corpus.config import CorpusConfig
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ def synth(
     from padless.data.corpus.writer import synthesize_corpus
 
     console = Console(stderr=True)
+    positive(hours=hours)
+    at_least(1, shard_size=shard_size, workers=workers)
     config = CorpusConfig(hours=hours, seed=seed, shard_size=shard_size)
     with input_errors():
         summary = synthesize_corpus(config, out, workers=workers, progress=progress)
@@ -295,6 +297,9 @@ def demo(
     from rich.console import Console
     from rich.rule import Rule
 
+    positive(hours=hours)
+    at_least(1, workers=workers)
+    at_least(2, vocab_per_lang=vocab_per_lang)  # checked now, not after the synthesis
     console = Console()
     ctx = DemoContext(out, hours, seed, workers, vocab_per_lang, console)
     started = time.perf_counter()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from padless.cli.errors import at_least
 from padless.data.shards import ShardWriterConfig
 
 _DEFAULTS = ShardWriterConfig()
@@ -42,7 +43,7 @@ def shard(
     from rich.console import Console
     from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from padless.data.errors import OnError
+    from padless.data.errors import NoExamplesError, OnError
     from padless.data.shards import write_shards
     from padless.data.stream import read_manifest
 
@@ -50,6 +51,7 @@ def shard(
         raise typer.BadParameter(
             f"expected 'raise' or 'skip', got {on_error!r}", param_hint="--on-error"
         )
+    at_least(1, shard_size=shard_size, jobs=jobs)
     policy: OnError = "skip" if on_error == "skip" else "raise"
     config = ShardWriterConfig(
         shard_size=shard_size, jobs=jobs, on_error=policy, overwrite=overwrite
@@ -64,7 +66,15 @@ def shard(
         console=console,
     ) as bar:
         task = bar.add_task("shard", total=None)
-        result = write_shards(examples, out, config, progress=lambda n: bar.advance(task, n))
+        try:
+            result = write_shards(examples, out, config, progress=lambda n: bar.advance(task, n))
+        except NoExamplesError as err:
+            notes = (
+                [f"manifest lines: {examples.skipped.report()}"] if examples.skipped.total else []
+            )
+            if err.skipped is not None and err.skipped.total:
+                notes.append(f"audio and ids: {err.skipped.report()}")
+            raise NoExamplesError.empty(manifests, "; ".join(notes)) from None
     shards = result.shards
     hours = shards.duration / 3600
     size_mb = sum(s.tar_bytes for s in shards.shards) / 1e6

@@ -62,6 +62,25 @@ def input_errors() -> Iterator[None]:
         raise SystemExit(USER_ERROR) from None
 
 
+def at_least(minimum: float, **values: float | None) -> None:
+    """A usage error naming the option (``--shard-size`` for ``shard_size``) of the first
+    value below ``minimum``; None means "not given"."""
+    for name, value in values.items():
+        if value is not None and value < minimum:
+            raise typer.BadParameter(
+                f"must be at least {minimum}, got {value}", param_hint=f"--{name.replace('_', '-')}"
+            )
+
+
+def positive(**values: float | None) -> None:
+    """A usage error naming the option of the first value that is not above 0."""
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise typer.BadParameter(
+                f"must be positive, got {value}", param_hint=f"--{name.replace('_', '-')}"
+            )
+
+
 class PadlessGroup(TyperGroup):
     """The root command group: runs a command with click's own error display turned off and
     ends every user error with one ``error: ...`` line and status 2."""

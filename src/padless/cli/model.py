@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from padless.cli.errors import input_errors
+from padless.cli.errors import at_least, input_errors
+from padless.data.errors import NoExamplesError
 
 model_app = typer.Typer(help="Inspect model presets and checkpoints.", no_args_is_help=True)
 
@@ -183,6 +184,8 @@ def transcribe(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="CHECKPOINT") from None
     examples = _read_inputs(inputs)
+    if not examples:
+        raise NoExamplesError.empty(inputs)
     overrides = PromptOverrides(
         source_lang=source_lang,
         target_lang=target_lang,
@@ -266,6 +269,7 @@ def bench_rtfx(
     from padless.infer.options import CacheMode
     from padless.infer.rtfx import RtfxConfig, build_timing_model, run_rtfx
 
+    at_least(1, batch_size=batch_size, repeats=repeats, threads=threads)
     modes: list[CacheMode] = []
     for mode in (m.strip() for m in decoding.split(",")):
         if mode not in ("kv", "recompute"):
@@ -291,6 +295,8 @@ def bench_rtfx(
 
         tok = CanaryTokenizer.load(tokenizer)
     examples = list(read_manifest(manifest, require_text=forced_length and tok is not None))
+    if not examples:
+        raise NoExamplesError.empty(manifest)
     names = [p.strip() for p in presets.split(",") if p.strip()]
     try:
         models = {

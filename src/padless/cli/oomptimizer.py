@@ -58,9 +58,18 @@ def oomptimize(
     from padless.batchsize.simulate import SimulateConfig
     from padless.batchsize.table import read_plan, write_json
     from padless.batchsize.workload import StepConfig
+    from padless.data.errors import PadlessInputError
+    from padless.model import get_config
 
     try:
+        get_config(model)  # an unknown preset or a missing checkpoint: before any search
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--model") from None
+    try:
         budget = parse_size(memory_budget) if memory_budget is not None else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--memory-budget") from None
+    try:
         config = OomptimizeConfig(
             model=model,
             probe=probe,  # type: ignore[arg-type]
@@ -106,9 +115,8 @@ def oomptimize(
 
         try:
             outcome = run(plan, config, on_trial=on_trial, on_bucket=on_bucket)
-        except (NoBatchFitsError, ValueError) as err:
-            console.print(f"[red]error:[/] {err}")
-            raise typer.Exit(1) from None
+        except NoBatchFitsError as err:  # the budget is too small: bad input, not a bug
+            raise PadlessInputError(str(err), "no batch fits") from None
 
     table = Table(
         title=f"batch sizes: {model}, {config.probe}, {dtype}, {format_bytes(outcome.budget_bytes)}"

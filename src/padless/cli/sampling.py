@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from padless.cli.errors import at_least, positive
 from padless.cli.options import given
 from padless.data.errors import OnError
 from padless.data.stream import StreamConfig
@@ -97,6 +98,7 @@ def plan(
     from padless.sampling.estimate import plan_from_examples
     from padless.sampling.lengths import ExampleLengths
 
+    at_least(1, num_buckets=num_buckets, num_subbuckets=num_subbuckets, sample_size=sample_size)
     try:
         config = PlanConfig(num_buckets, num_subbuckets, bins, min_share)
         filters = FilterConfig(min_duration, max_duration, max_tokens, tps_max)
@@ -256,9 +258,8 @@ def bench_sampler(
     from padless.sampling.sources import manifest_sources
 
     baseline_rss = peak_rss_mb()
-    for value, hint in ((world_size, "--world-size"), (epochs, "--epochs")):
-        if value < 1:
-            raise typer.BadParameter(f"must be at least 1, got {value}", param_hint=hint)
+    at_least(1, world_size=world_size, epochs=epochs, batch_size=batch_size)
+    positive(batch_duration=batch_duration)
     if sum(x is not None for x in (batch_duration, batch_size, batch_sizes)) != 1:
         raise typer.BadParameter(
             "give exactly one of --batch-duration, --batch-size, --batch-sizes"
@@ -312,6 +313,7 @@ def bench_sampler(
         if dump is not None:
             dump.close()
     out = report.to_json()
+    _check_losses(manifests, out)
     out["baseline_rss_mb"] = round(baseline_rss, 1)
     out["config"] = {
         "plan": str(plan_path),
@@ -356,6 +358,28 @@ def _sampler_config(ctx: typer.Context, paper: bool) -> SamplerConfig:
         bucket_draw = strategy_from_json(BUCKET_DRAWS, options["bucket_draw"], "bucket_draw")
     overrides = given(ctx, "assignment", "buffer_size", "seed", "sync", "concurrent")
     return replace(base, batching=batching, bucket_draw=bucket_draw, **overrides)
+
+
+def _check_losses(manifests: list[str], out: dict[str, Any]) -> None:
+    """No batches is an error, more than half of the examples dropped a warning; both name
+    the counts by reason (filters, outside the plan, rank balance)."""
+    from padless.data.errors import NoExamplesError
+
+    dropped = sum(out["filtered"].values())
+    total = out["examples"] + dropped
+    reasons = ", ".join(
+        f"{n:,} {r}" for r, n in sorted(out["filtered"].items(), key=lambda x: -x[1])
+    )
+    if total == 0:
+        raise NoExamplesError.empty(manifests)
+    if out["examples"] == 0:
+        raise NoExamplesError(f"all {total:,} examples were dropped ({reasons})")
+    if 2 * dropped > total:
+        typer.echo(
+            f"warning: {dropped:,} of {total:,} examples ({dropped / total:.0%}) were dropped: "
+            f"{reasons}",
+            err=True,
+        )
 
 
 class _PerRank:

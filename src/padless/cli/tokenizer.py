@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from padless.cli.errors import at_least
 from padless.data.tokenizer import TokenizerTrainConfig
 
 _DEFAULTS = TokenizerTrainConfig()
@@ -61,6 +62,7 @@ def train(
         raise typer.BadParameter(
             f"expected 'raise' or 'skip', got {on_error!r}", param_hint="--on-error"
         )
+    at_least(2, vocab_per_lang=vocab_per_lang, max_sentences_per_lang=max_sentences_per_lang)
     config = TokenizerTrainConfig(
         vocab_per_lang=vocab_per_lang,
         languages=tuple(s.strip() for s in languages.split(",") if s.strip())

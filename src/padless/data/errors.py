@@ -8,6 +8,7 @@ counts are reported by whoever owns the reader; nothing is dropped silently.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 #: What a reader does with a malformed record: raise, or skip it and count it by reason.
@@ -48,13 +49,34 @@ class AudioError(PadlessInputError):
         super().__init__(f"example {example_id!r} ({source}): {reason}", reason)
 
 
-class ShardError(PadlessInputError):
-    """A shard file that disagrees with its folder's ``shards.json`` (truncated, extended or
-    replaced after writing). Always raised: the shard as a whole is suspect, not one record."""
+class InputPathError(PadlessInputError):
+    """A path that is not usable input as a whole: a folder that is not a shard set, a file of
+    the wrong kind. The message starts with the path."""
 
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         super().__init__(f"{path}: {reason}", reason)
+
+
+class ShardError(InputPathError):
+    """A shard file that disagrees with its folder's ``shards.json`` (truncated, extended or
+    replaced after writing). Always raised: the shard as a whole is suspect, not one record."""
+
+
+class NoExamplesError(PadlessInputError):
+    """Input that leaves nothing to do: no examples at all ("no examples in X"), or none that
+    survive the checks and filters. An error, so a run never ends "successfully" with nothing
+    read, written or trained on."""
+
+    def __init__(self, message: str, skipped: SkipCounter | None = None) -> None:
+        self.skipped = skipped  # what was skipped on the way, if anything
+        super().__init__(message, "no examples")
+
+    @classmethod
+    def empty(cls, sources: str | Sequence[str], detail: str = "") -> NoExamplesError:
+        """ "no examples in a.jsonl, b.jsonl", with ``detail`` in parentheses if given."""
+        names = sources if isinstance(sources, str) else ", ".join(str(s) for s in sources)
+        return cls(f"no examples in {names}" + (f" ({detail})" if detail else ""))
 
 
 class SkipCounter:

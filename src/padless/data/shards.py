@@ -25,6 +25,7 @@ the same examples and shard size give the same bytes, whatever the number of pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -42,7 +43,13 @@ import numpy as np
 import orjson
 
 from padless.data import fs
-from padless.data.errors import OnError, PadlessInputError, SkipCounter
+from padless.data.errors import (
+    NoExamplesError,
+    OnError,
+    PadlessInputError,
+    ShardError,
+    SkipCounter,
+)
 from padless.data.example import Example, ShardAudio
 from padless.data.nemo import (
     FieldChecks,
@@ -129,13 +136,22 @@ class ShardSet:
         """Read a shard folder's ``shards.json`` (``path`` is the folder or the file)."""
         list_path = path if path.endswith(SHARD_LIST) else fs.join(path, SHARD_LIST)
         with fs.open_binary(list_path) as f:
-            doc = orjson.loads(f.read())
+            try:
+                doc = orjson.loads(f.read())
+            except orjson.JSONDecodeError as err:
+                raise ShardError(list_path, f"not JSON: {err}") from None
+        if not isinstance(doc, dict):
+            raise ShardError(list_path, f"not a padless shard list (a JSON {type(doc).__name__})")
         if doc.get("format") != SHARDS_FORMAT or doc.get("version") != SHARDS_VERSION:
-            raise ValueError(
-                f"{list_path}: not a padless shard list (format {doc.get('format')!r}, "
-                f"version {doc.get('version')!r}; expected {SHARDS_FORMAT!r} {SHARDS_VERSION})"
+            raise ShardError(
+                list_path,
+                f"not a padless shard list (format {doc.get('format')!r}, version "
+                f"{doc.get('version')!r}; expected {SHARDS_FORMAT!r} {SHARDS_VERSION})",
             )
-        shards = tuple(ShardInfo(**s) for s in doc["shards"])
+        try:
+            shards = tuple(ShardInfo(**s) for s in doc["shards"])
+        except (KeyError, TypeError) as err:
+            raise ShardError(list_path, f"malformed shard list: {err}") from None
         return cls(fs.parent(list_path), shards)
 
     def to_json(self) -> bytes:
@@ -240,6 +256,10 @@ class ShardWriterConfig:
     #: Replace an existing shard set in the output folder instead of refusing.
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        if self.shard_size < 1 or self.jobs < 1:
+            raise ValueError(f"shard_size and jobs must be >= 1, got {self}")
+
 
 @dataclass(frozen=True)
 class ShardWriteResult:
@@ -259,8 +279,6 @@ def write_shards(
     ``progress(n)`` is called as examples are written (e.g. a progress bar's ``update``).
     ``shards.json`` is written last: a folder without it is an interrupted write.
     """
-    if config.shard_size < 1 or config.jobs < 1:
-        raise ValueError(f"shard_size and jobs must be >= 1, got {config}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     list_path = out / SHARD_LIST
@@ -298,6 +316,11 @@ def write_shards(
             for future in pending:
                 collect(future.result(), True)
 
+    if not any(info.examples for info in infos):
+        for info in infos:  # empty shards of examples that were all skipped
+            (out / info.tar).unlink(missing_ok=True)
+            (out / info.index).unlink(missing_ok=True)
+        raise NoExamplesError(f"no examples to write ({skipped.report()})", skipped)
     shard_set = ShardSet(str(out), tuple(infos))
     tmp = list_path.with_suffix(".json.tmp")
     tmp.write_bytes(shard_set.to_json())
@@ -401,41 +424,48 @@ def _write_shard(
     lines: list[bytes] = []
     keys: set[str] = set()
     duration = 0.0
-    with open(tar_path + ".tmp", "wb") as raw:
-        with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for example in examples:
-                try:
-                    flac, rate = _encode_flac(example)
-                except AudioError as err:
-                    if on_error == "raise":
-                        raise
-                    skipped.add(err)
+    try:
+        with open(tar_path + ".tmp", "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for example in examples:
+                    try:
+                        flac, rate = _encode_flac(example)
+                    except AudioError as err:
+                        if on_error == "raise":
+                            raise
+                        skipped.add(err)
+                        if progress is not None:
+                            progress(1)
+                        continue
+                    key = shard_key(example.id)
+                    if key in keys:  # only on a 64-bit hash collision of two altered ids
+                        raise ValueError(f"shard key collision for id {example.id!r} ({key})")
+                    keys.add(key)
+                    meta = example_metadata(replace(example, sampling_rate=rate))
+                    info = _member(f"{key}.flac", len(flac))
+                    data_offset = tar.offset + len(info.tobuf(tar.format, tar.encoding, tar.errors))
+                    tar.addfile(info, io.BytesIO(flac))
+                    meta_bytes = orjson.dumps(meta)
+                    tar.addfile(_member(f"{key}.json", len(meta_bytes)), io.BytesIO(meta_bytes))
+                    lines.append(
+                        orjson.dumps({**meta, "key": key, "offset": data_offset, "size": len(flac)})
+                        + b"\n"
+                    )
+                    duration += example.duration
                     if progress is not None:
                         progress(1)
-                    continue
-                key = shard_key(example.id)
-                if key in keys:  # only on a 64-bit hash collision of two altered ids
-                    raise ValueError(f"shard key collision for id {example.id!r} ({key})")
-                keys.add(key)
-                meta = example_metadata(replace(example, sampling_rate=rate))
-                info = _member(f"{key}.flac", len(flac))
-                data_offset = tar.offset + len(info.tobuf(tar.format, tar.encoding, tar.errors))
-                tar.addfile(info, io.BytesIO(flac))
-                meta_bytes = orjson.dumps(meta)
-                tar.addfile(_member(f"{key}.json", len(meta_bytes)), io.BytesIO(meta_bytes))
-                lines.append(
-                    orjson.dumps({**meta, "key": key, "offset": data_offset, "size": len(flac)})
-                    + b"\n"
-                )
-                duration += example.duration
-                if progress is not None:
-                    progress(1)
-        tar_bytes = raw.tell()
-    index_data = b"".join(lines)
-    with open(index_path + ".tmp", "wb") as f:
-        f.write(index_data)
-    os.replace(tar_path + ".tmp", tar_path)
-    os.replace(index_path + ".tmp", index_path)
+            tar_bytes = raw.tell()
+        index_data = b"".join(lines)
+        with open(index_path + ".tmp", "wb") as f:
+            f.write(index_data)
+        os.replace(tar_path + ".tmp", tar_path)
+        os.replace(index_path + ".tmp", index_path)
+    except BaseException:
+        # A failed shard leaves nothing behind: no *.tmp files beside the finished shards.
+        for tmp in (tar_path + ".tmp", index_path + ".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        raise
     shard = ShardInfo(
         tar_name, index_name, len(lines), round(duration, 3), tar_bytes, len(index_data)
     )

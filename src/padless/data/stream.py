@@ -48,7 +48,14 @@ from typing import IO, Any, Literal, NamedTuple
 import orjson
 
 from padless.data import fs
-from padless.data.errors import ManifestError, OnError, ShardError, SkipCounter, check_on_error
+from padless.data.errors import (
+    InputPathError,
+    ManifestError,
+    OnError,
+    ShardError,
+    SkipCounter,
+    check_on_error,
+)
 from padless.data.example import Example
 from padless.data.lhotse_cuts import lhotse_parser, looks_like_lhotse
 from padless.data.nemo import FieldChecks, FieldError, Parser, nemo_parser
@@ -139,7 +146,7 @@ def resolve_sources(paths: str | Sequence[str]) -> list[SourceFile]:
                 for s in shard_set.shards
             )
         elif fs.isdir(path):
-            raise ValueError(f"{path}: a folder without shards.json (not a shard set)")
+            raise InputPathError(path, "a folder without shards.json (not a shard set)")
         elif path.endswith(".index.jsonl"):
             tar = path[: -len(".index.jsonl")] + ".tar"
             files.append(SourceFile(path, "index", fs.file_size(path), True, tar))

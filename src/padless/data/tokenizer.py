@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 import sentencepiece as spm
 
-from padless.data.errors import OnError, SkipCounter
+from padless.data.errors import NoExamplesError, OnError, PadlessInputError, SkipCounter
 from padless.data.example import Example, Task
 from padless.data.prompt import (
     EOS,
@@ -584,9 +584,12 @@ def train_tokenizer(
             res.add(text)
     languages = sorted(wanted) if wanted is not None else sorted(reservoirs)
     empty = [lang for lang in languages if lang not in reservoirs]
-    if empty or not languages:
-        raise ValueError(
-            f"no training text for language(s) {empty or '(any)'} in {list(manifests)}"
+    if not languages:
+        raise NoExamplesError.empty([str(m) for m in manifests], "no training text")
+    if empty:
+        raise NoExamplesError(
+            f"no training text for language(s) {', '.join(empty)} in "
+            f"{', '.join(str(m) for m in manifests)}"
         )
 
     models = {lang: _train_one(lang, reservoirs[lang].items, config) for lang in languages}
@@ -635,8 +638,9 @@ def _train_one(lang: str, sentences: list[str], config: TokenizerTrainConfig) ->
             minloglevel=2,
         )
     except RuntimeError as err:
-        raise ValueError(
+        raise PadlessInputError(
             f"training the {lang} model ({len(sentences)} sentences, vocab_per_lang="
-            f"{config.vocab_per_lang}) failed: {str(err).split('] ')[-1]}"
+            f"{config.vocab_per_lang}) failed: {str(err).split('] ')[-1]}",
+            "tokenizer training failed",
         ) from None
     return buf.getvalue()

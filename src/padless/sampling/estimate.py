@@ -8,6 +8,7 @@ can read plans and estimation can use the assigner without an import cycle.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from padless.data.errors import NoExamplesError
 from padless.data.example import Example
 from padless.sampling.assign import BucketAssigner
 from padless.sampling.bins import Reservoir, estimate_edges
@@ -23,6 +25,8 @@ from padless.sampling.config import PlanConfig
 from padless.sampling.filters import FilterConfig
 from padless.sampling.lengths import ExampleLengths, LengthFn
 from padless.sampling.plan import NUM_QUANTILES, Bucket, BucketPlan, PlanError
+
+log = logging.getLogger("padless.sampling")
 
 
 def estimate_plan(
@@ -39,11 +43,17 @@ def estimate_plan(
     dur = np.asarray(durations, dtype=np.float64)
     tok = np.asarray(tokens, dtype=np.int64)
     if len(dur) == 0:
-        raise PlanError("no examples left to estimate a plan from (all filtered?)")
+        raise NoExamplesError("no examples left to estimate a plan from (all filtered?)")
+    if len(dur) == 1:
+        log.warning("plan: estimated from a single example; every bucket but one is empty")
     k, s = config.num_buckets, config.num_subbuckets
-    dur_edges = estimate_edges(
-        dur, k, config.bins, filters.max_duration, min_share=config.min_share
-    )
+    try:
+        dur_edges = estimate_edges(
+            dur, k, config.bins, filters.max_duration, min_share=config.min_share
+        )
+    except ValueError as err:  # e.g. min_share infeasible with a few far outliers
+        raise PlanError(f"cannot estimate {k} duration bins: {err}") from None
+    dur_edges, k = _merge_empty_bins(dur, dur_edges)
     lower = 0.0 if filters.min_duration is None else filters.min_duration
     dur_bin = np.minimum(np.searchsorted(dur_edges, dur, side="left"), k - 1)
     buckets: list[Bucket] = []
@@ -80,6 +90,13 @@ def estimate_plan(
                     **_sample_fields(members_d, members_t),
                 )
             )
+    empty = [b.index for b in buckets if b.sample_count == 0]
+    if empty and len(dur) > 1:
+        log.warning(
+            "plan: bucket(s) %s hold no example of the sample (a duration bin with fewer "
+            "distinct token counts than sub-buckets); they will get no batches",
+            ", ".join(map(str, empty)),
+        )
     plan = BucketPlan(
         buckets=tuple(buckets),
         num_duration_bins=k,
@@ -90,6 +107,28 @@ def estimate_plan(
         filtered=dict(filtered or {}),
     )
     return replace(plan, expected_padding=expected_padding(plan, dur, tok))
+
+
+def _merge_empty_bins(dur: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
+    """Duration edges without bins that hold no sample example (zero-width bins, from more
+    bins than the data have distinct durations, or gaps): each empty bin joins the next
+    non-empty bin above it, and empty bins at the top join the highest non-empty one. An
+    empty bucket would get no batches, and the batch-size search would have nothing to size."""
+    k = len(edges)
+    counts = np.bincount(np.minimum(np.searchsorted(edges, dur, side="left"), k - 1), minlength=k)
+    if counts.all():
+        return edges, k
+    kept = np.flatnonzero(counts)
+    merged = edges[kept].copy()
+    merged[-1] = edges[-1]
+    log.warning(
+        "plan: %d of %d duration bins hold no example of the sample (more bins than distinct "
+        "durations?); merged into their neighbours: %d bins",
+        k - len(kept),
+        k,
+        len(kept),
+    )
+    return merged, len(kept)
 
 
 def _sample_fields(dur: np.ndarray, tok: np.ndarray) -> dict[str, Any]:
@@ -154,8 +193,26 @@ def plan_from_examples(
         seen += len(chunk)
         if on_chunk is not None:
             on_chunk(len(chunk))
+    dropped = sum(counts.values())
+    if seen == 0:
+        raise NoExamplesError.empty((sample_info or {}).get("manifests") or "the input")
+    if reservoir.seen == 0:
+        raise NoExamplesError(f"all {seen:,} examples were filtered ({_reasons(counts)})")
+    if 2 * dropped > seen:
+        log.warning(
+            "plan: %s of %s examples (%.0f%%) were filtered: %s",
+            f"{dropped:,}",
+            f"{seen:,}",
+            100 * dropped / seen,
+            _reasons(counts),
+        )
     dur, tok = reservoir.sample()
     info = dict(sample_info or {}, seed=seed, requested=sample_size, examples_seen=seen)
     info["examples_kept"] = reservoir.seen
     plan = estimate_plan(dur, tok, config, filters, sample_info=info, filtered=dict(counts))
     return plan, dur, tok
+
+
+def _reasons(counts: Mapping[str, int]) -> str:
+    """ "3 max_duration, 1 tps_max": counts by reason, largest first."""
+    return ", ".join(f"{n:,} {reason}" for reason, n in Counter(counts).most_common())

@@ -157,6 +157,8 @@ class BucketPlan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], source: str = "<plan>") -> BucketPlan:
+        if not isinstance(data, Mapping):
+            raise PlanError(f"{source}: not a bucket plan (a JSON {type(data).__name__})")
         if data.get("format") != PLAN_FORMAT:
             raise PlanError(f"{source}: not a bucket plan (format {data.get('format')!r})")
         if data.get("version") != PLAN_VERSION:
@@ -175,7 +177,7 @@ class BucketPlan:
                 filtered=data.get("filtered") or {},
                 expected_padding=data.get("expected_padding") or {},
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, PlanError):
                 raise PlanError(f"{source}: {err}") from err
             raise PlanError(f"{source}: malformed plan: {err!r}") from err

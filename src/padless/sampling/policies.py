@@ -224,6 +224,8 @@ class BucketBatchSizes:
     def from_json(
         cls, data: Mapping[str, Any], plan: BucketPlan, source: str = "<table>"
     ) -> BucketBatchSizes:
+        if not isinstance(data, Mapping):
+            raise PlanError(f"{source}: not a batch-size table (a JSON {type(data).__name__})")
         if data.get("format") != TABLE_FORMAT:
             raise PlanError(f"{source}: not a batch-size table (format {data.get('format')!r})")
         if data.get("version") != TABLE_VERSION:
