@@ -103,10 +103,14 @@ def test_plan_reading_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"format": "something-else", "version": 1, "buckets": []}))
     with pytest.raises(PlanError, match="not a bucket plan"):
         read_plan(bad)
-    bucket = Bucket(0, 0.5, 10.0, None, None, 0, 0.0)
-    with pytest.raises(PlanError, match="tokens-per-second"):
+    bucket = Bucket(0, 0.5, 10.0, None, None, 3, 12.0)
+    with pytest.raises(PlanError, match="bucket 0 has no max_tokens; pass tokens_per_second"):
         bucket_shapes([bucket])
     assert bucket_shapes([bucket], tokens_per_second=25.0)[0].max_tokens == 250
+    # An empty bucket is named as empty, not as one missing its max_tokens.
+    empty = Bucket(1, 10.0, 10.0, None, None, 0, 0.0)
+    with pytest.raises(PlanError, match=r"bucket 1 is empty \(no example of the plan's sample"):
+        bucket_shapes([empty, bucket], tokens_per_second=None)
 
 
 def test_real_plan_shapes(real_data_dir: Path, tmp_path: Path) -> None:

@@ -57,6 +57,18 @@ NEMO_CASES = [
     ("missing text", '{"id": "b", "duration": 1.0}', "missing text", "missing text"),
     ("null text", '{"id": "b", "duration": 1.0, "text": null}', "missing text", "missing text"),
     (
+        "whitespace text",
+        '{"id": "b", "duration": 1.0, "text": " \\t "}',
+        "missing text (empty or whitespace only)",
+        "missing text",
+    ),
+    (
+        "empty text",
+        '{"id": "b", "duration": 1.0, "text": ""}',
+        "missing text (empty or whitespace only)",
+        "missing text",
+    ),
+    (
         "text not a string",
         '{"id": "b", "duration": 1.0, "text": 5}',
         "text is not a string: 5",

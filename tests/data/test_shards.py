@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from padless.cli import app
 from padless.data.audio import load_audio, load_pcm
-from padless.data.errors import AudioError, PadlessInputError
+from padless.data.errors import AudioError, NoExamplesError, PadlessInputError
 from padless.data.example import ArrayAudio, Example, FileAudio, ShardAudio
 from padless.data.shards import ShardSet, ShardWriterConfig, shard_key, write_shards
 from padless.data.stream import ExampleStream, read_manifest
@@ -209,6 +209,21 @@ def test_duplicate_ids_and_unreadable_audio(corpus: dict, tmp_path: Path) -> Non
     assert [e.id for e in read_manifest(str(tmp_path / "skip"))] == [
         e.id for e in examples if e.id != "utt3"
     ]
+
+
+def test_a_failed_write_leaves_no_tmp_files_and_nothing_to_write_is_an_error(
+    corpus: dict, tmp_path: Path
+) -> None:
+    examples = list(read_manifest(str(corpus["manifest"])))
+    (corpus["root"] / "audio" / "utt3.wav").write_bytes(b"RIFF....not audio")
+    out = tmp_path / "failed"
+    with pytest.raises(AudioError):
+        write_shards(examples, out, ShardWriterConfig(shard_size=2))
+    assert sorted(p.name for p in out.iterdir() if p.name.endswith(".tmp")) == []
+    assert not (out / "shards.json").exists()
+    with pytest.raises(NoExamplesError, match=r"no examples to write \(skipped 1 malformed"):
+        write_shards([examples[3]], tmp_path / "none", ShardWriterConfig(on_error="skip"))
+    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == []
 
 
 def test_existing_shard_set_is_not_overwritten_by_accident(corpus: dict, tmp_path: Path) -> None:

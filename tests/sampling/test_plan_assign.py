@@ -168,3 +168,44 @@ def test_flexible_keeps_what_strict_drops_on_a_real_plan(mix_5k) -> None:
     assert np.count_nonzero(f >= 0) > np.count_nonzero(s >= 0)
     both = (s >= 0) & (f >= 0)
     assert np.array_equal(s[both], f[both])  # in-bounds examples land in the same bucket
+
+
+def test_degenerate_plans_merge_empty_bins_and_warn(caplog: pytest.LogCaptureFixture) -> None:
+    # Five distinct durations cannot fill ten duration bins: the empty, zero-width ones are
+    # merged away instead of becoming buckets that never get a batch.
+    dur = np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 20)
+    tok = np.repeat([5, 9, 14, 18, 25], 20)
+    with caplog.at_level("WARNING", logger="padless.sampling"):
+        plan = estimate_plan(dur, tok, PlanConfig(10, 1, "equal-duration"), FilterConfig())
+    assert all(b.sample_count > 0 for b in plan.buckets)
+    assert plan.num_duration_bins == len(plan) <= 5
+    assert sum(b.sample_count for b in plan.buckets) == 100
+    assert BucketAssigner(plan).assign(dur, tok).min() >= 0  # every example still has a bucket
+    assert "duration bins hold no example" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="padless.sampling"):
+        estimate_plan(dur[:1], tok[:1], PlanConfig(1, 1), FilterConfig())
+    assert "single example" in caplog.text
+    caplog.clear()
+    # 2D: one token count per duration bin leaves sub-buckets empty; they are named.
+    with caplog.at_level("WARNING", logger="padless.sampling"):
+        plan_2d = estimate_plan(dur, tok, PlanConfig(5, 2, "equal-duration"), FilterConfig())
+    empty = [b.index for b in plan_2d.buckets if b.sample_count == 0]
+    assert empty and f"bucket(s) {', '.join(map(str, empty))} hold no example" in caplog.text
+
+
+def test_filters_that_drop_most_examples_warn_and_dropping_all_is_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from padless.data.errors import NoExamplesError
+    from padless.data.example import Example
+    from padless.sampling.estimate import plan_from_examples
+
+    examples = [Example(f"e{i}", 1.0 + i, None, "x", num_tokens=10) for i in range(10)]
+    with caplog.at_level("WARNING", logger="padless.sampling"):
+        plan_from_examples(examples, PlanConfig(2, 1), FilterConfig(max_duration=4.5))
+    assert "6 of 10 examples (60%) were filtered: 6 too_long" in caplog.text
+    with pytest.raises(NoExamplesError, match=r"all 10 examples were filtered \(10 too_long"):
+        plan_from_examples(examples, PlanConfig(2, 1), FilterConfig(max_duration=0.5))
+    with pytest.raises(NoExamplesError, match="no examples in a.jsonl"):
+        plan_from_examples([], PlanConfig(2, 1), sample_info={"manifests": ["a.jsonl"]})

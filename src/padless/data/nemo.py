@@ -187,7 +187,12 @@ def check_sampling_rate(value: Any) -> int:
 
 
 def check_text(value: Any, require_text: bool) -> str | None:
+    """The text, or None where it may be absent. Empty or whitespace-only text counts as
+    missing where text is required (a target of nothing would train the model to say
+    nothing)."""
     if type(value) is str:
+        if require_text and (not value or value.isspace()):
+            raise FieldError("missing text (empty or whitespace only)", "missing text")
         return value
     if value is None:
         if require_text:
@@ -314,7 +319,8 @@ def nemo_parser(manifest_path: str, checks: FieldChecks) -> Parser:
 
         if type(ex_id) is not str or not ex_id:
             ex_id = example_id(ex_id, audio)
-        if type(text) is not str:
+        # isspace() stops at the first non-space character: O(1) for real text.
+        if type(text) is not str or not text or text.isspace():
             text = check_text(text, require_text)
 
         if tgt is None:

@@ -8,7 +8,7 @@ Typical use::
     config = get_config("tiny-canary-1b").with_vocab_size(tokenizer.vocab_size)
     model = AEDModel(config)
     loss = model.loss(batch)  # batch: padless.data.dataset.SpeechBatch
-    save_checkpoint("model.pt", model, tokenizer_dir="tok/")
+    save_checkpoint("model.pt", model, tokenizer="tok/")  # a tokenizer or its folder
     model = load_checkpoint("model.pt").model
 """
 
