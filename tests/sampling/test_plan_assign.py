@@ -207,5 +207,5 @@ def test_filters_that_drop_most_examples_warn_and_dropping_all_is_an_error(
     assert "6 of 10 examples (60%) were filtered: 6 too_long" in caplog.text
     with pytest.raises(NoExamplesError, match=r"all 10 examples were filtered \(10 too_long"):
         plan_from_examples(examples, PlanConfig(2, 1), FilterConfig(max_duration=0.5))
-    with pytest.raises(NoExamplesError, match="no examples in a.jsonl"):
+    with pytest.raises(NoExamplesError, match=r"no examples in a\.jsonl"):
         plan_from_examples([], PlanConfig(2, 1), sample_info={"manifests": ["a.jsonl"]})
