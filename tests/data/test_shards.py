@@ -126,8 +126,10 @@ def test_float_wav_round_trips_within_24_bit_quantisation(tmp_path: Path, subtyp
     sf.write(path, samples * 4, 16_000, subtype=subtype)
     with pytest.raises(AudioError, match=r"example 'f' .*float samples outside \[-1, 1\]"):
         write_shards([source], tmp_path / "loud")
-    skipped = write_shards([source], tmp_path / "skip", ShardWriterConfig(on_error="skip"))
-    assert skipped.skipped.total == 1 and skipped.shards.examples == 0
+    with pytest.raises(NoExamplesError) as caught:
+        write_shards([source], tmp_path / "skip", ShardWriterConfig(on_error="skip"))
+    assert caught.value.skipped is not None
+    assert dict(caught.value.skipped.by_reason) == {"float samples outside [-1, 1]": 1}
 
 
 def test_index_offsets_that_do_not_match_the_tar_are_an_error(corpus: dict, tmp_path: Path) -> None:

@@ -340,7 +340,7 @@ def test_training_errors_name_the_language(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.jsonl", [row])
     with pytest.raises(ValueError, match=r"training the en model .*Vocabulary size too high"):
         train_tokenizer([str(manifest)], tmp_path / "t", TokenizerTrainConfig(vocab_per_lang=500))
-    with pytest.raises(ValueError, match=r"no training text for language\(s\) \['de'\]"):
+    with pytest.raises(ValueError, match=r"no training text for language\(s\) de in "):
         train_tokenizer(
             [str(manifest)], tmp_path / "t", TokenizerTrainConfig(languages=("de", "en"))
         )

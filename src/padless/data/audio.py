@@ -260,6 +260,7 @@ def _check_finite(example: Example, samples: np.ndarray) -> None:
             example.id,
             describe_source(example),
             f"{bad} non-finite samples of {samples.size} ({nan} NaN, {bad - nan} infinite)",
+            "non-finite samples",
         )
 
 
@@ -274,6 +275,7 @@ def _quantize(example: Example, samples: np.ndarray, dtype: str) -> np.ndarray:
             describe_source(example),
             f"{over} float samples outside [-1, 1] (peak {peak:.3f}) cannot be stored as "
             f"{dtype} without clipping",
+            "float samples outside [-1, 1]",
         )
     info = np.iinfo(np.dtype(dtype))
     scaled = np.round(samples.astype(np.float64) * -float(info.min))

@@ -41,11 +41,13 @@ class ManifestError(PadlessInputError):
 
 
 class AudioError(PadlessInputError):
-    """Audio that cannot be read or decoded."""
+    """Audio that cannot be read or decoded. ``kind`` is the short category skips are
+    counted under where ``reason`` carries numbers (default: the reason itself)."""
 
-    def __init__(self, example_id: str, source: str, reason: str) -> None:
+    def __init__(self, example_id: str, source: str, reason: str, kind: str | None = None) -> None:
         self.example_id = example_id
         self.source = source
+        self.kind = kind or reason
         super().__init__(f"example {example_id!r} ({source}): {reason}", reason)
 
 

@@ -433,7 +433,7 @@ def _write_shard(
                     except AudioError as err:
                         if on_error == "raise":
                             raise
-                        skipped.add(err)
+                        skipped.add(err, err.kind)
                         if progress is not None:
                             progress(1)
                         continue
