@@ -588,3 +588,20 @@ def test_resume_property(examples, plan_1d, plan_2d, mode, world_size, rank_seed
     fresh = make()
     fresh.load_state_dict(state)
     assert head + _ids(fresh) == reference
+
+
+def test_an_epoch_that_drops_everything_is_an_error_and_most_a_warning(
+    examples, plan_1d, caplog: pytest.LogCaptureFixture
+) -> None:
+    from padless.data.errors import NoExamplesError
+    from padless.data.example import Example
+
+    too_long = [Example(f"long-{i}", 45.0, None, "x", "en", "en", num_tokens=9) for i in range(5)]
+    kept = [e for e in examples if e.id in _kept(examples, plan_1d)][:3]
+    (only_dropped,) = _samplers(too_long, plan_1d, FixedBatchSize(2), SamplerConfig(), 1)
+    with pytest.raises(NoExamplesError, match=r"rank 0, epoch 0: all 5 examples were dropped"):
+        list(only_dropped)
+    (mostly,) = _samplers(too_long + kept, plan_1d, FixedBatchSize(2), SamplerConfig(), 1)
+    with caplog.at_level("WARNING", logger="padless.sampling"):
+        assert sum(len(b) for b in mostly) == 3
+    assert "5 of 8 examples read were dropped" in caplog.text

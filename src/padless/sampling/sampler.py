@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from padless.data.errors import NoExamplesError
 from padless.sampling.balance import LaneCount, Replay, ReplayCache, plan_drain
 from padless.sampling.codec import decode_item, encode_item
 from padless.sampling.config import SamplerConfig
@@ -131,8 +132,33 @@ class DynamicBucketingSampler:
             while (batch := run.next()) is not None:
                 self.stats.record(batch.bucket, batch.drawn, batch.dur, batch.tok, batch.full)
                 yield batch.items
+            self._report_losses(run)
         finally:
             run.close()
+
+    def _report_losses(self, run: _EpochRun) -> None:
+        """At the end of an epoch: an error when everything this rank read was dropped (a run
+        must not "succeed" with no batches), a warning when more than half was."""
+        dropped = run.dropped()
+        lost = dropped.total()
+        if not lost:
+            return
+        read = run.engine.examples_read
+        reasons = ", ".join(f"{n:,} {reason}" for reason, n in dropped.most_common())
+        if run.steps == 0:
+            raise NoExamplesError(
+                f"rank {self.rank}, epoch {run.epoch}: all {lost:,} examples were dropped "
+                f"({reasons})"
+            )
+        if 2 * lost > read:
+            log.warning(
+                "rank %d, epoch %d: %s of %s examples read were dropped: %s",
+                self.rank,
+                run.epoch,
+                f"{lost:,}",
+                f"{read:,}",
+                reasons,
+            )
 
     def close(self) -> None:
         """Stop background threads of the current iteration (also done when it ends)."""
