@@ -73,6 +73,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             for i in range(5)
         )
     )
+    no_tokens = root / "no-tokens.jsonl"
+    no_tokens.write_bytes(b'{"id": "a", "duration": 1.5, "text": "hi", "lang": "en"}\n')
     (root / "exists").mkdir()
     (root / "exists" / "shards.json").write_text("{}")
     return {p.stem: str(p) for p in root.iterdir()} | {
@@ -103,6 +105,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("plan", ["{good}", "--out", "{root}/p.json", "--bins", "magic"], "--bins"),
     ("plan", ["{good}", "--out", "{root}/p.json", "--sample-size", "0"], "--sample-size"),
     ("plan", ["{folder}", "--out", "{root}/p.json"], "not a shard set"),
+    ("plan", ["{no-tokens}", "--out", "{root}/p.json"], "has no num_tokens"),
     ("plan", ["{good}", "--out", "{root}/p.json", "--min-duration", "-1"], "min_duration"),
     # bench-sampler
     (

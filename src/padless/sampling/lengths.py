@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from padless.data.errors import PadlessInputError
 from padless.data.example import Example
 
 
@@ -31,8 +32,11 @@ class LengthFn(Protocol):
     def __call__(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-class MissingTokensError(ValueError):
+class MissingTokensError(PadlessInputError):
     """An example has no ``num_tokens`` and no tokenizer was given to count them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "missing num_tokens")
 
 
 class ExampleLengths:
