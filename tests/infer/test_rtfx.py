@@ -89,4 +89,4 @@ def test_bench_rtfx_command_reports_json(
     assert report["config"]["forced_length"] is True
     assert {"uname", "cpu", "cores", "torch"} <= set(report["machine"])
     bad = CliRunner().invoke(app, [*args[:5], "--decoding", "fast"])
-    assert bad.exit_code != 0 and "unknown decoding mode" in bad.output
+    assert bad.exit_code != 0 and "unknown decoding cache" in bad.output

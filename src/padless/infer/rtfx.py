@@ -18,41 +18,27 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from padless.data.example import Example
 from padless.infer.decode import decode_batch
-from padless.infer.options import CacheMode, DecodingOptions
+from padless.infer.options import CacheMode, DecodingOptions, RtfxConfig
 from padless.infer.transcribe import longest_first_batches, pad_audio
 from padless.model.aed import AEDModel, parameter_counts
 
 if TYPE_CHECKING:
     from padless.data.tokenizer import CanaryTokenizer
 
-DType = Literal["fp32", "bf16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 #: Languages of the full-size default vocabulary, in the tokenizer's id order (sorted), used for
 #: prompts when timing without a tokenizer: ``<|xx|>`` of the i-th language is id 8 + i.
 DEFAULT_LANGUAGES = ("de", "en", "es", "fr")
 CANARY_PROMPT_LEN = 5
-
-
-@dataclass(frozen=True)
-class RtfxConfig:
-    """One RTFx setting; each (preset, decoding mode) pair is measured under it."""
-
-    batch_size: int = 32
-    dtype: DType = "fp32"
-    device: str = "cpu"
-    forced_length: bool = False
-    warmup_batches: int = 1
-    repeats: int = 1  # timed passes per (preset, mode); the median is reported
-    options: DecodingOptions = field(default_factory=DecodingOptions)
 
 
 @dataclass(frozen=True)
