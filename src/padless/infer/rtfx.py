@@ -19,16 +19,20 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from padless.data.audio import load_audio
 from padless.data.example import Example
 from padless.infer.decode import decode_batch
 from padless.infer.options import CacheMode, DecodingOptions, RtfxConfig
 from padless.infer.transcribe import longest_first_batches, pad_audio
 from padless.model.aed import AEDModel, parameter_counts
+from padless.model.checkpoint import get_config, load_checkpoint
+from padless.model.config import PRESETS
 
 if TYPE_CHECKING:
     from padless.data.tokenizer import CanaryTokenizer
@@ -157,8 +161,6 @@ def run_rtfx(
     ``on_result(name, mode, repeat, rtfx)`` reports each timed pass.
     """
     if audio_loader is None:
-        from padless.data.audio import load_audio
-
         audio_loader = load_audio
     if not examples:
         raise ValueError("no utterances to time")
@@ -214,11 +216,6 @@ def build_timing_model(
     seed: int = 0,
 ) -> AEDModel:
     """A preset with random weights (seeded) or a checkpoint, on the config's device/dtype."""
-    from pathlib import Path
-
-    from padless.model.checkpoint import get_config, load_checkpoint
-    from padless.model.config import PRESETS
-
     if preset_or_checkpoint not in PRESETS and Path(preset_or_checkpoint).is_file():
         model = load_checkpoint(preset_or_checkpoint).model
     else:
