@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import orjson
 import pytest
@@ -128,8 +129,13 @@ def test_plot_is_written(tmp_path: Path):
     path = _write(tmp_path / "m.jsonl", lines)
     stats = manifest_stats(_read(path), [path])
     png = plot_stats(stats, tmp_path / "plot.png")
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    image = matplotlib.image.imread(png)[..., :3]  # (H, W, RGB) floats in [0, 1]
+    assert image.shape == (624, 1680, 3)  # 14 x 5.2 inches at 120 dpi
+    # The histogram (left panel) has coloured bars; text, axes and grid lines are grey, so the
+    # spread across the colour channels of a pixel is zero wherever no bar (or legend) is drawn.
+    left = image[:, : int(image.shape[1] * 0.42)]
+    coloured = (left.max(axis=2) - left.min(axis=2)) > 0.2
+    assert coloured.mean() > 0.01, "histogram panel without bars"
 
 
 def test_command_line_json_and_plot(tmp_path: Path):

@@ -159,7 +159,7 @@ def test_transcribe_command_from_a_checkpoint(
     # A bare audio file needs the language on the command line; output goes to stdout.
     asr = next(i for i, ex in enumerate(utterances.examples) if ex.task == "asr")
     ex = utterances.examples[asr]
-    flags = ["--source-lang", ex.source_lang, "--beam", "2"]
+    flags = ["--source-lang", ex.source_lang, "--strategy", "beam", "--beam-size", "2"]
     flags += ["--pnc"] if ex.pnc else ["--no-pnc"]
     result = runner.invoke(app, ["transcribe", str(ckpt), rows[asr]["audio_filepath"], *flags])
     assert result.exit_code == 0, result.output

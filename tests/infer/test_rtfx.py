@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 import soundfile as sf
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from padless.cli import app
 from padless.data.tokenizer import CanaryTokenizer
+from padless.infer import rtfx
 from padless.infer.rtfx import RtfxConfig, run_rtfx, timing_inputs
 from padless.model import AEDModel, parameter_counts
 
@@ -34,10 +36,56 @@ def test_every_model_and_mode_is_timed_on_the_same_utterances(
     for r in results:
         assert r.output_tokens == sum(forced), "forced length: text tokens + EOS each"
         assert r.audio_s == pytest.approx(audio_s)
-        assert r.rtfx == pytest.approx(r.audio_s / r.wall_s)
         assert len(r.rtfx_runs) == 2 and min(r.rtfx_runs) <= r.rtfx <= max(r.rtfx_runs)
         assert r.params == parameter_counts(models[r.preset])["total"]
         assert r.utterances == len(utterances.examples)
+
+
+class StubClock:
+    """A stand-in for the `time` module: the clock advances only while a timed pass loads
+    audio, by ``rates[pass]`` seconds per second of audio (warm-up loads come before the pass's
+    first reading and cost nothing). Process time runs at half the wall clock."""
+
+    def __init__(self, rates: list[float]) -> None:
+        self.rates = rates
+        self.now = 0.0
+        self.readings = 0  # perf_counter calls: odd while a pass is being timed
+
+    def perf_counter(self) -> float:
+        self.readings += 1
+        return self.now
+
+    def process_time(self) -> float:
+        return self.now / 2
+
+    def load(self, wave: np.ndarray, duration: float) -> np.ndarray:
+        if self.readings % 2 == 1:
+            self.now += self.rates[self.readings // 2] * duration
+        return wave
+
+
+def test_rtfx_against_a_stub_clock(
+    partly_trained: AEDModel, utterances: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three passes that take 0.1, 0.4 and 0.05 s per audio second: RTFx 10, 2.5 and 20 per
+    pass, the median pass (10) reported, CPU RTFx twice that; warm-up batches not timed."""
+    clock = StubClock([0.1, 0.4, 0.05])
+    monkeypatch.setattr(rtfx, "time", clock)
+    waves = {ex.id: w for ex, w in zip(utterances.examples, utterances.waves, strict=True)}
+    config = RtfxConfig(batch_size=2, forced_length=False, repeats=3, warmup_batches=2)
+    (result,) = run_rtfx(
+        {"m": partly_trained},
+        utterances.examples,
+        ["kv"],
+        config,
+        audio_loader=lambda ex: clock.load(waves[ex.id], ex.duration),
+    )
+    audio_s = sum(ex.duration for ex in utterances.examples)
+    assert result.rtfx_runs == pytest.approx([10.0, 2.5, 20.0])
+    assert result.rtfx == pytest.approx(10.0) and result.rtfx_cpu == pytest.approx(20.0)
+    assert result.wall_s == pytest.approx(0.1 * audio_s)
+    assert result.cpu_s == pytest.approx(0.05 * audio_s)
+    assert clock.readings == 6  # one start and one end reading per pass
 
 
 def test_forced_lengths_without_a_tokenizer_come_from_num_tokens(utterances: Any) -> None:
@@ -89,4 +137,4 @@ def test_bench_rtfx_command_reports_json(
     assert report["config"]["forced_length"] is True
     assert {"uname", "cpu", "cores", "torch"} <= set(report["machine"])
     bad = CliRunner().invoke(app, [*args[:5], "--decoding", "fast"])
-    assert bad.exit_code != 0 and "unknown decoding mode" in bad.output
+    assert bad.exit_code != 0 and "unknown decoding cache" in bad.output

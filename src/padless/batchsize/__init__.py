@@ -5,6 +5,7 @@
 
 Modules, in the order data flows:
 
+- config.py          StepConfig, SimulateConfig, OomptimizeConfig (torch-free: the CLI reads them)
 - search.py          the search over batch sizes (model-agnostic; a probe answers "does it fit?")
 - workload.py        the trial step (forward, loss, backward, AdamW, zero_grad) of an AEDModel
 - simulate.py        ``simulate`` probe: fake tensors, no memory; CUDA emulated on request

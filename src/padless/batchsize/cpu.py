@@ -36,10 +36,11 @@ from pathlib import Path
 
 import torch
 
+from padless.batchsize.config import StepConfig
 from padless.batchsize.search import BucketShape, Measurement
 from padless.batchsize.workload import (
     AEDWorkload,
-    StepConfig,
+    autocast_dtype,
     make_optimizer,
     training_step,
 )
@@ -159,7 +160,7 @@ def _pin_malloc() -> None:
 
 
 def _autocast(step: StepConfig) -> contextlib.AbstractContextManager[object]:
-    dtype = step.autocast_dtype
+    dtype = autocast_dtype(step)
     return torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 import torch
 
+from padless.batchsize.config import StepConfig
 from padless.batchsize.search import BucketShape, Measurement
 from padless.batchsize.workload import (
     AEDWorkload,
-    StepConfig,
+    autocast_dtype,
     make_optimizer,
     training_step,
 )
@@ -66,7 +67,7 @@ class CudaProbe:
         return None
 
     def _autocast(self) -> torch.autocast:
-        dtype = self.step.autocast_dtype
+        dtype = autocast_dtype(self.step)
         return torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def _step(self, shape: BucketShape, batch_size: int) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from padless.batchsize.config import OomptimizeConfig
 from padless.batchsize.cpu import CpuProbe
 from padless.batchsize.cuda import CudaProbe, device_budget
 from padless.batchsize.report import Comparison, compare
@@ -16,37 +17,12 @@ from padless.batchsize.search import (
     BucketShape,
     Measurement,
     MemoryProbe,
-    SearchConfig,
     SearchResult,
     search,
 )
-from padless.batchsize.simulate import SimulateConfig, SimulateProbe
+from padless.batchsize.simulate import SimulateProbe
 from padless.batchsize.table import Bucket, bucket_shapes, read_plan, table_json
-from padless.batchsize.workload import AEDWorkload, StepConfig
-
-ProbeName = Literal["simulate", "cpu", "cuda"]
-PROBES: tuple[ProbeName, ...] = ("simulate", "cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class OomptimizeConfig:
-    """Everything ``padless oomptimize`` takes besides the plan and output paths."""
-
-    model: str  # preset name or checkpoint path
-    probe: ProbeName = "simulate"
-    # Bytes the probe may use; the cuda probe defaults to memory_fraction of the device.
-    budget_bytes: int | None = None
-    memory_fraction: float = 0.9  # cuda probe without an explicit budget
-    step: StepConfig = field(default_factory=StepConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    simulate: SimulateConfig = field(default_factory=SimulateConfig)
-    tokens_per_second: float | None = None  # shape of buckets with an open token bound
-
-    def __post_init__(self) -> None:
-        if self.probe not in PROBES:
-            raise ValueError(f"probe must be one of {PROBES}, got {self.probe!r}")
-        if self.probe != "cuda" and self.budget_bytes is None:
-            raise ValueError(f"the {self.probe} probe needs a memory budget (--memory-budget)")
+from padless.batchsize.workload import AEDWorkload
 
 
 @dataclass(frozen=True)

@@ -23,54 +23,27 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from padless.batchsize.allocator import CachingAllocatorModel
+from padless.batchsize.config import SimulateConfig, StepConfig
 from padless.batchsize.cuda_emulation import cuda_step
 from padless.batchsize.search import BucketShape, Measurement
 from padless.batchsize.trace import AffineTrace, Replay, StaticTrace, StepTrace
 from padless.batchsize.tracker import FREE, MemoryTracker
 from padless.batchsize.workload import (
     AEDWorkload,
-    StepConfig,
+    autocast_dtype,
     make_optimizer,
     training_step,
 )
 
-Target = Literal["cuda", "cpu"]
-
 #: Batch sizes a shape's step is simulated at. Above 1, so that no op sees a singleton batch
 #: dimension (which can change views and copies); the extrapolation to other sizes is exact.
 RUN_BATCH_SIZES = (2, 3)
-
-
-@dataclass(frozen=True)
-class SimulateConfig:
-    """What the simulator emulates."""
-
-    # cuda: CUDA autocast, attention kernels, dropout and caching allocator (for planning a
-    # GPU). cpu: the CPU's own kernel choices, exact tensor sizes, no allocator (to validate
-    # against the `cpu` probe's measured RSS).
-    target: Target = "cuda"
-    # cuda target: compare the budget with reserved memory from the caching-allocator model
-    # (off: with allocated bytes, i.e. the sum of live blocks).
-    allocator: bool = True
-    # cuda target: memory PyTorch allocates once through its allocator outside any tensor of
-    # ours; the cuBLAS workspace of the training stream (32 MiB on Hopper, 4 MiB before).
-    workspace_bytes: int = 32 << 20
-    # Processes simulating steps of different buckets in parallel (1: in this process).
-    workers: int = 1
-
-    def __post_init__(self) -> None:
-        if self.target not in ("cuda", "cpu"):
-            raise ValueError(f"target must be 'cuda' or 'cpu', got {self.target!r}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
 class _Session:
@@ -93,7 +66,7 @@ class _Session:
         self._static_marks = len(self.tracker.marks)
 
     def _autocast(self) -> Callable[[], contextlib.AbstractContextManager[object]]:
-        dtype = self.step.autocast_dtype
+        dtype = autocast_dtype(self.step)
         if self.config.target == "cuda":
             return lambda: cuda_step(dtype)
         if dtype is not None:

@@ -11,48 +11,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from padless.batchsize.config import StepConfig
 from padless.batchsize.search import BucketShape
 from padless.data.dataset import SpeechBatch
 from padless.model import AEDModel, ModelConfig, get_config
-
-Precision = Literal["fp32", "bf16", "bf16-pure"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "bf16-pure")
 
 #: Audio sampling rate of synthetic batches (the models' input rate).
 SAMPLE_RATE = 16_000
 #: Canary's 5-token decoder prompt; synthetic token rows start with that many prompt ids.
 PROMPT_TOKENS = 5
-
-
-@dataclass(frozen=True)
-class StepConfig:
-    """What one trial step runs, beyond the model itself."""
-
-    # fp32: fp32 weights and math. bf16: fp32 weights, optimizer state and gradients with bf16
-    # autocast around forward + loss (the usual recipe, and Canary's). bf16-pure: the model cast
-    # to bf16 (weights, gradients and AdamW state in bf16), no autocast.
-    precision: Precision = "bf16"
-    # AdamW's multi-tensor ("foreach") update, PyTorch's default on CUDA. It holds one
-    # full-size temporary per parameter group during the update; the fused kernel would not.
-    foreach: bool = True
-    seed: int = 0  # synthetic batch contents (values do not change memory)
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
-
-    @property
-    def weight_dtype(self) -> torch.dtype:
-        return torch.bfloat16 if self.precision == "bf16-pure" else torch.float32
 
 
 @dataclass(frozen=True)
@@ -83,7 +55,7 @@ class AEDWorkload:
         # Built in the target dtype rather than converted with .to(): conversion would hold
         # both copies at once, and cannot swap parameters of fake tensors.
         default = torch.get_default_dtype()
-        torch.set_default_dtype(step.weight_dtype)
+        torch.set_default_dtype(weight_dtype(step))
         try:
             model = AEDModel(config)
         finally:
@@ -110,6 +82,16 @@ class AEDWorkload:
         loss = model.loss(batch)  # type: ignore[operator]
         assert isinstance(loss, torch.Tensor)
         return loss
+
+
+def autocast_dtype(step: StepConfig) -> torch.dtype | None:
+    """The autocast dtype of a step's forward and loss (None: no autocast)."""
+    return torch.bfloat16 if step.precision == "bf16" else None
+
+
+def weight_dtype(step: StepConfig) -> torch.dtype:
+    """The dtype the model's weights (and gradients, and AdamW state) are built in."""
+    return torch.bfloat16 if step.precision == "bf16-pure" else torch.float32
 
 
 def make_optimizer(model: nn.Module, step: StepConfig) -> torch.optim.Optimizer:

@@ -9,8 +9,11 @@ Each area registers its commands from its own module, so a command is found by n
 - sampling.py     plan, bench-sampler
 - model.py        model info, transcribe, bench-rtfx
 - oomptimizer.py  oomptimize
+- options.py      which options the user gave (`given`), field defaults (`default_of`)
 
-Heavy imports (torch, numpy) happen inside the command functions so ``padless --help`` is fast.
+Option defaults, and the choices of options whose config field is a `Literal`, are read from
+the configs the options override (tests/test_cli_defaults.py checks every one). Heavy imports
+(torch) happen inside the command functions so ``padless --help`` is fast.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ import typer
 
 from padless.cli.errors import at_least, input_errors, positive
 from padless.data.corpus.config import CorpusConfig
+from padless.data.errors import OnError
+from padless.data.stream import StreamConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from padless.data.stats import Distribution, GroupStats, ManifestStats
 
 _CORPUS = CorpusConfig()
+_STREAM = StreamConfig()
 #: Pieces per language of the demo tokenizer. The 0.6 h demo corpus holds 6-9k characters and
 #: 150-220 distinct words per language: SentencePiece refuses more than ~800 pieces, and 256 or
 #: more pieces outnumber the distinct words. 128 gives a 524-id vocabulary and a median of
@@ -109,8 +112,8 @@ def stats(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     on_error: Annotated[
-        str, typer.Option(help="Malformed lines: 'raise' or 'skip' (and count).")
-    ] = "raise",
+        OnError, typer.Option(help="Malformed lines: raise, or skip and count.")
+    ] = _STREAM.on_error,
 ) -> None:
     """Counts, hours, duration and output-rate percentiles per language and task."""
     import orjson
@@ -118,10 +121,6 @@ def stats(
 
     from padless.data.stats import plot_stats
 
-    if on_error not in ("raise", "skip"):
-        raise typer.BadParameter(
-            f"expected raise or skip, got {on_error!r}", param_hint="--on-error"
-        )
     console = Console(stderr=True)
     with input_errors():
         result, skipped = _compute_stats(manifests, tokenizer, on_error == "skip", console)

@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from padless.cli.errors import at_least
+from padless.data.errors import OnError
 from padless.data.shards import ShardWriterConfig
+from padless.data.stream import StreamConfig
 
 _DEFAULTS = ShardWriterConfig()
+_STREAM = StreamConfig()
 
 
 def register(app: typer.Typer) -> None:
@@ -28,12 +31,12 @@ def shard(
         int, typer.Option(help="Processes encoding FLAC (output does not depend on it).")
     ] = _DEFAULTS.jobs,
     on_error: Annotated[
-        str,
-        typer.Option(help="Malformed lines, unreadable audio: 'raise' or 'skip' (and count)."),
+        OnError,
+        typer.Option(help="Malformed lines, unreadable audio: raise, or skip and count."),
     ] = _DEFAULTS.on_error,
     require_text: Annotated[
         bool, typer.Option(help="Every example must have a text (off for unlabelled audio).")
-    ] = True,
+    ] = _STREAM.require_text,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing shard set in --out.")
     ] = _DEFAULTS.overwrite,
@@ -43,20 +46,15 @@ def shard(
     from rich.console import Console
     from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from padless.data.errors import NoExamplesError, OnError
+    from padless.data.errors import NoExamplesError
     from padless.data.shards import write_shards
     from padless.data.stream import read_manifest
 
-    if on_error not in ("raise", "skip"):
-        raise typer.BadParameter(
-            f"expected 'raise' or 'skip', got {on_error!r}", param_hint="--on-error"
-        )
     at_least(1, shard_size=shard_size, jobs=jobs)
-    policy: OnError = "skip" if on_error == "skip" else "raise"
     config = ShardWriterConfig(
-        shard_size=shard_size, jobs=jobs, on_error=policy, overwrite=overwrite
+        shard_size=shard_size, jobs=jobs, on_error=on_error, overwrite=overwrite
     )
-    examples = read_manifest(manifests, require_text=require_text, on_error=policy)
+    examples = read_manifest(manifests, require_text=require_text, on_error=on_error)
     console = Console(stderr=True, soft_wrap=True)  # paths and file:line stay on one line
     with Progress(
         TextColumn("sharding"),

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from padless.cli.errors import at_least, input_errors
+from padless.cli.options import given
 from padless.data.errors import NoExamplesError
+from padless.data.example import Task
+from padless.infer.options import CacheMode, DecodingOptions, DType, RtfxConfig, Strategy
+
+_DECODING = DecodingOptions()
+_RTFX = RtfxConfig()
 
 model_app = typer.Typer(help="Inspect model presets and checkpoints.", no_args_is_help=True)
 
@@ -122,6 +129,7 @@ def _read_inputs(paths: list[str]) -> list[Any]:
 
 
 def transcribe(
+    ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint saved with its tokenizer.")],
     inputs: Annotated[
         list[str], typer.Argument(help="Audio files and/or manifests (JSON lines, shard folders).")
@@ -133,18 +141,25 @@ def transcribe(
         str | None, typer.Option(help="Output language for --task ast (default: the example's).")
     ] = None,
     task: Annotated[
-        str | None, typer.Option(help="asr or ast (default: each example's own).")
+        Task | None, typer.Option(help="asr or ast (default: each example's own).")
     ] = None,
     pnc: Annotated[
         bool | None,
         typer.Option("--pnc/--no-pnc", help="Punctuation and capitalisation (default: example's)."),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 16,
-    beam: Annotated[int, typer.Option(help="Beam width (1 = greedy).")] = 1,
-    length_penalty: Annotated[float, typer.Option(help="Beam length penalty alpha.")] = 0.0,
+    strategy: Annotated[
+        Strategy, typer.Option(help="greedy (argmax per step) or beam search.")
+    ] = _DECODING.strategy,
+    beam_size: Annotated[
+        int, typer.Option(help="--strategy beam: hypotheses per utterance.")
+    ] = _DECODING.beam_size,
+    length_penalty: Annotated[
+        float, typer.Option(help="--strategy beam: length penalty alpha.")
+    ] = _DECODING.length_penalty,
     decoding: Annotated[
-        str, typer.Option(help="kv or recompute (the NeMo-like reference).")
-    ] = "kv",
+        CacheMode, typer.Option(help="kv, or recompute (the NeMo-like reference).")
+    ] = _DECODING.cache,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Write JSON lines here (default: stdout).")
@@ -156,24 +171,12 @@ def transcribe(
     from rich.progress import Progress
 
     from padless.infer.cpu import keep_freed_memory
-    from padless.infer.options import DecodingOptions
     from padless.infer.transcribe import PromptOverrides
     from padless.infer.transcribe import transcribe as run_transcribe
     from padless.model.checkpoint import load_checkpoint
 
-    if task not in (None, "asr", "ast"):
-        raise typer.BadParameter(f"expected asr or ast, got {task!r}", param_hint="--task")
-    if decoding not in ("kv", "recompute"):
-        raise typer.BadParameter(
-            f"expected kv or recompute, got {decoding!r}", param_hint="--decoding"
-        )
     try:
-        options = DecodingOptions(
-            strategy="beam" if beam > 1 else "greedy",
-            beam_size=beam,
-            length_penalty=length_penalty,
-            cache="kv" if decoding == "kv" else "recompute",
-        )
+        options = _decoding_options(ctx)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if device == "cpu":
@@ -189,7 +192,7 @@ def transcribe(
     overrides = PromptOverrides(
         source_lang=source_lang,
         target_lang=target_lang,
-        task="asr" if task == "asr" else "ast" if task == "ast" else None,
+        task=task,
         pnc=pnc,
     )
     with torch.inference_mode(), Progress(transient=True, disable=out is None) as progress:
@@ -232,26 +235,40 @@ def transcribe(
         typer.echo(f"{len(lines)} transcripts -> {out}", err=True)
 
 
+def _decoding_options(ctx: typer.Context) -> DecodingOptions:
+    """`DecodingOptions` with only the options the user gave replaced; beam settings need
+    --strategy beam."""
+    options = given(ctx, "strategy", "beam_size", "length_penalty", "decoding")
+    if "decoding" in options:
+        options["cache"] = options.pop("decoding")
+    decoding = replace(DecodingOptions(), **options)
+    beam_only = sorted({"beam_size", "length_penalty"} & set(options))
+    if beam_only and decoding.strategy != "beam":
+        flags = " and ".join("--" + name.replace("_", "-") for name in beam_only)
+        raise ValueError(f"{flags} apply to --strategy beam")
+    return decoding
+
+
 def bench_rtfx(
     presets: Annotated[
         str, typer.Option(help="Comma-separated presets (random weights) or checkpoints.")
     ],
     manifest: Annotated[list[str], typer.Option(help="Manifest(s) of the utterances to time.")],
-    batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = _RTFX.batch_size,
     decoding: Annotated[
         str, typer.Option(help="kv, recompute, or both as 'kv,recompute' (same run).")
-    ] = "kv",
-    dtype: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    ] = _RTFX.options.cache,
+    dtype: Annotated[DType, typer.Option(help="Weights and activations.")] = _RTFX.dtype,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = _RTFX.device,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     forced_length: Annotated[
         bool, typer.Option(help="Emit exactly each reference's token count (text + EOS).")
-    ] = False,
+    ] = _RTFX.forced_length,
     tokenizer: Annotated[
         Path | None,
         typer.Option(help="Tokenizer dir: prompts, vocab size and --forced-length counts."),
     ] = None,
-    repeats: Annotated[int, typer.Option(help="Timed passes per pair (median).")] = 1,
+    repeats: Annotated[int, typer.Option(help="Timed passes per pair (median).")] = _RTFX.repeats,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
     keep_freed_memory: Annotated[
         bool,
@@ -266,17 +283,14 @@ def bench_rtfx(
     from padless.data.stream import read_manifest
     from padless.environment import environment_info
     from padless.infer import cpu
-    from padless.infer.options import CacheMode
-    from padless.infer.rtfx import RtfxConfig, build_timing_model, run_rtfx
+    from padless.infer.options import cache_mode
+    from padless.infer.rtfx import build_timing_model, run_rtfx
 
     at_least(1, batch_size=batch_size, repeats=repeats, threads=threads)
-    modes: list[CacheMode] = []
-    for mode in (m.strip() for m in decoding.split(",")):
-        if mode not in ("kv", "recompute"):
-            raise typer.BadParameter(f"unknown decoding mode {mode!r}", param_hint="--decoding")
-        modes.append("kv" if mode == "kv" else "recompute")
-    if dtype not in ("fp32", "bf16"):
-        raise typer.BadParameter(f"expected fp32 or bf16, got {dtype!r}", param_hint="--dtype")
+    try:
+        modes = [cache_mode(m.strip()) for m in decoding.split(",")]
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--decoding") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
     if threads is not None:
@@ -284,7 +298,7 @@ def bench_rtfx(
     malloc_tuned = device == "cpu" and keep_freed_memory and cpu.keep_freed_memory()
     config = RtfxConfig(
         batch_size=batch_size,
-        dtype="bf16" if dtype == "bf16" else "fp32",
+        dtype=dtype,
         device=device,
         forced_length=forced_length,
         repeats=repeats,

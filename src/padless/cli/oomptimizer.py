@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from padless.batchsize.config import (
+    OomptimizeConfig,
+    Precision,
+    ProbeName,
+    SimulateConfig,
+    StepConfig,
+    Target,
+)
+from padless.batchsize.search import SearchConfig
+from padless.cli.options import default_of
+
+_STEP = StepConfig()
+_SEARCH = SearchConfig()
+_SIMULATE = SimulateConfig()
 
 
 def register(app: typer.Typer) -> None:
@@ -12,38 +29,48 @@ def register(app: typer.Typer) -> None:
 
 
 def oomptimize(
-    model: str = typer.Option(..., "--model", help="Model preset name or checkpoint path."),
-    plan: Path = typer.Option(..., "--plan", exists=True, help="plan.json from `padless plan`."),
-    out: Path = typer.Option(..., "--out", help="Where to write the batch-size table (JSON)."),
-    probe: str = typer.Option(
-        "simulate", "--probe", help="cuda (real GPU steps) | simulate (fake tensors) | cpu."
-    ),
-    memory_budget: str | None = typer.Option(
-        None,
-        "--memory-budget",
-        help="Memory the step may use, e.g. 80GiB, 40GB. Required for simulate and cpu; "
-        "cuda defaults to --memory-fraction of the device.",
-    ),
-    memory_fraction: float = typer.Option(
-        0.9, "--memory-fraction", help="cuda probe: share of device memory when no budget."
-    ),
-    dtype: str = typer.Option(
-        "bf16", "--dtype", help="bf16 (fp32 weights + bf16 autocast) | fp32 | bf16-pure."
-    ),
-    tolerance: float = typer.Option(0.05, "--tolerance", help="Relative search tolerance."),
-    margin: float = typer.Option(0.1, "--margin", help="Safety margin off the largest fit."),
-    target: str = typer.Option(
-        "cuda", "--target", help="simulate probe: emulate a cuda GPU or the cpu."
-    ),
-    no_allocator: bool = typer.Option(
-        False, "--no-allocator", help="simulate: budget vs allocated, not reserved memory."
-    ),
-    workers: int = typer.Option(1, "--workers", help="simulate probe: parallel processes."),
-    tokens_per_second: float | None = typer.Option(
-        None, "--tokens-per-second", help="Token bound for buckets whose plan has none."
-    ),
-    max_batch_size: int = typer.Option(16384, "--max-batch-size", help="Largest size tried."),
-    plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG of the table."),
+    model: Annotated[str, typer.Option(help="Model preset name or checkpoint path.")],
+    plan: Annotated[Path, typer.Option(exists=True, help="plan.json from `padless plan`.")],
+    out: Annotated[Path, typer.Option(help="Where to write the batch-size table (JSON).")],
+    probe: Annotated[
+        ProbeName, typer.Option(help="cuda (real GPU steps), simulate (fake tensors) or cpu.")
+    ] = default_of(OomptimizeConfig, "probe"),
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory the step may use, e.g. 80GiB, 40GB. Required for simulate and cpu; "
+            "cuda defaults to --memory-fraction of the device."
+        ),
+    ] = None,
+    memory_fraction: Annotated[
+        float, typer.Option(help="cuda probe: share of device memory when no budget.")
+    ] = default_of(OomptimizeConfig, "memory_fraction"),
+    dtype: Annotated[
+        Precision, typer.Option(help="bf16 (fp32 weights + bf16 autocast), fp32 or bf16-pure.")
+    ] = _STEP.precision,
+    tolerance: Annotated[
+        float, typer.Option(help="Relative search tolerance.")
+    ] = _SEARCH.tolerance,
+    margin: Annotated[
+        float, typer.Option(help="Safety margin off the largest fit.")
+    ] = _SEARCH.margin,
+    target: Annotated[
+        Target, typer.Option(help="simulate probe: emulate a cuda GPU or the cpu.")
+    ] = _SIMULATE.target,
+    allocator: Annotated[
+        bool,
+        typer.Option(help="simulate: budget vs reserved memory of the allocator, not allocated."),
+    ] = _SIMULATE.allocator,
+    workers: Annotated[
+        int, typer.Option(help="simulate probe: parallel processes.")
+    ] = _SIMULATE.workers,
+    tokens_per_second: Annotated[
+        float | None, typer.Option(help="Token bound for buckets whose plan has none.")
+    ] = default_of(OomptimizeConfig, "tokens_per_second"),
+    max_batch_size: Annotated[
+        int, typer.Option(help="Largest size tried.")
+    ] = _SEARCH.max_batch_size,
+    plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the table.")] = None,
 ) -> None:
     """Find the largest batch per bucket whose training step fits in memory."""
     from rich.console import Console
@@ -52,12 +79,9 @@ def oomptimize(
 
     from padless.batchsize import format_bytes, parse_size
     from padless.batchsize.report import plot as plot_table
-    from padless.batchsize.run import OomptimizeConfig
     from padless.batchsize.run import oomptimize as run
-    from padless.batchsize.search import NoBatchFitsError, SearchConfig
-    from padless.batchsize.simulate import SimulateConfig
+    from padless.batchsize.search import BucketResult, NoBatchFitsError
     from padless.batchsize.table import read_plan, write_json
-    from padless.batchsize.workload import StepConfig
     from padless.data.errors import PadlessInputError
     from padless.model import get_config
 
@@ -72,16 +96,14 @@ def oomptimize(
     try:
         config = OomptimizeConfig(
             model=model,
-            probe=probe,  # type: ignore[arg-type]
+            probe=probe,
             budget_bytes=budget,
             memory_fraction=memory_fraction,
-            step=StepConfig(precision=dtype),  # type: ignore[arg-type]
-            search=SearchConfig(tolerance=tolerance, margin=margin, max_batch_size=max_batch_size),
-            simulate=SimulateConfig(
-                target=target,  # type: ignore[arg-type]
-                allocator=not no_allocator,
-                workers=workers,
+            step=replace(_STEP, precision=dtype),
+            search=replace(
+                _SEARCH, tolerance=tolerance, margin=margin, max_batch_size=max_batch_size
             ),
+            simulate=replace(_SIMULATE, target=target, allocator=allocator, workers=workers),
             tokens_per_second=tokens_per_second,
         )
         num_buckets = len(read_plan(plan))
@@ -107,8 +129,6 @@ def oomptimize(
             progress.update(task, trials=trials)
 
         def on_bucket(result: object) -> None:
-            from padless.batchsize.search import BucketResult
-
             assert isinstance(result, BucketResult)
             last = f"bucket {result.shape.index}: {result.batch_size}"
             progress.update(task, advance=1, last=last)

@@ -8,6 +8,7 @@ overridden by the one shown.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import typer
@@ -24,3 +25,16 @@ def given(ctx: typer.Context, *names: str) -> dict[str, Any]:
         if source is not None and source.name in _FROM_USER:
             out[name] = ctx.params[name]
     return out
+
+
+def default_of(config: type[Any], name: str) -> Any:
+    """The default of a field of a config dataclass, for configs that cannot be built without
+    arguments (a required field, or a check that needs one)."""
+    for f in dataclasses.fields(config):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise ValueError(f"{config.__name__}.{name} has no default")
+    raise ValueError(f"{config.__name__} has no field {name!r}")

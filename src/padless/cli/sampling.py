@@ -14,6 +14,7 @@ from padless.cli.options import given
 from padless.data.errors import OnError
 from padless.data.stream import StreamConfig
 from padless.sampling.config import (
+    BATCHINGS,
     PLAN_SAMPLE_SIZE,
     AssignMode,
     BatchingKind,
@@ -22,8 +23,10 @@ from padless.sampling.config import (
     PlanConfig,
     SamplerConfig,
     SortedBatching,
+    strategy_from_json,
 )
 from padless.sampling.filters import FilterConfig
+from padless.sampling.sync import BUCKET_DRAWS
 
 if TYPE_CHECKING:
     from padless.data.example import Example
@@ -340,9 +343,6 @@ def bench_sampler(
 def _sampler_config(ctx: typer.Context, paper: bool) -> SamplerConfig:
     """The padless (or, with --paper, the paper's) sampler with only the options the user gave
     replaced. --lanes and --spread belong to sorted batching."""
-    from padless.sampling.config import BATCHINGS, strategy_from_json
-    from padless.sampling.sync import BUCKET_DRAWS
-
     base = SamplerConfig.paper() if paper else SamplerConfig()
     options = given(ctx, "batching", "bucket_draw", "lanes", "spread")
     batching = base.batching

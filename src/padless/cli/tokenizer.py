@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from padless.cli.errors import at_least
+from padless.data.errors import OnError
 from padless.data.tokenizer import TokenizerTrainConfig
 
 _DEFAULTS = TokenizerTrainConfig()
@@ -46,7 +47,7 @@ def train(
         bool, typer.Option(help="Add byte pieces so unseen characters round-trip.")
     ] = _DEFAULTS.byte_fallback,
     on_error: Annotated[
-        str, typer.Option(help="Malformed manifest lines: 'raise' or 'skip' (and count).")
+        OnError, typer.Option(help="Malformed manifest lines: raise, or skip and count.")
     ] = _DEFAULTS.on_error,
     num_threads: Annotated[
         int, typer.Option(help="SentencePiece training threads.")
@@ -58,10 +59,6 @@ def train(
 
     from padless.data.tokenizer import train_tokenizer
 
-    if on_error not in ("raise", "skip"):
-        raise typer.BadParameter(
-            f"expected 'raise' or 'skip', got {on_error!r}", param_hint="--on-error"
-        )
     at_least(2, vocab_per_lang=vocab_per_lang, max_sentences_per_lang=max_sentences_per_lang)
     config = TokenizerTrainConfig(
         vocab_per_lang=vocab_per_lang,
@@ -73,7 +70,7 @@ def train(
         character_coverage=character_coverage,
         byte_fallback=byte_fallback,
         num_threads=num_threads,
-        on_error="skip" if on_error == "skip" else "raise",
+        on_error=on_error,
     )
     console = Console(stderr=True)
     with Progress(

@@ -42,8 +42,8 @@ from padless.data.example import (
     Example,
     FileAudio,
     ShardAudio,
+    shard_key,
 )
-from padless.data.shards import shard_key
 
 
 @dataclass(frozen=True)

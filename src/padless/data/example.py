@@ -7,6 +7,8 @@ dataclass and the audio references are NamedTuples (cheap to build, immutable, h
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -81,3 +83,17 @@ def derive_id(path: str, offset: float = 0.0) -> str:
     if offset:
         return f"{path}#{offset:.3f}"
     return path
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_MAX_KEY = 80  # keeps "<key>.flac" within USTAR's 100-character name field
+
+
+def shard_key(example_id: str) -> str:
+    """A filesystem- and WebDataset-safe member key for an example id: its audio is the tar
+    member ``<key>.flac``, which `load_audio` checks in the member's header."""
+    safe = _UNSAFE.sub("_", example_id)[:_MAX_KEY]
+    if safe != example_id:
+        digest = hashlib.blake2b(example_id.encode(), digest_size=8).hexdigest()
+        safe = f"{safe[: _MAX_KEY - 17]}_{digest}"
+    return safe

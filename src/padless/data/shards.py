@@ -26,10 +26,8 @@ the same examples and shard size give the same bytes, whatever the number of pro
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
-import re
 import tarfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -50,7 +48,7 @@ from padless.data.errors import (
     ShardError,
     SkipCounter,
 )
-from padless.data.example import Example, ShardAudio
+from padless.data.example import Example, ShardAudio, shard_key
 from padless.data.nemo import (
     FieldChecks,
     FieldError,
@@ -66,22 +64,11 @@ SHARDS_VERSION = 1
 SHARD_LIST = "shards.json"
 
 _INF = float("inf")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_MAX_KEY = 80  # keeps "<key>.flac" within USTAR's 100-character name field
 
 
 def shard_names(index: int) -> tuple[str, str]:
     """File names of shard ``index``: (tar, metadata index)."""
     return f"shard-{index:06d}.tar", f"shard-{index:06d}.index.jsonl"
-
-
-def shard_key(example_id: str) -> str:
-    """A filesystem- and WebDataset-safe member key for an example id."""
-    safe = _UNSAFE.sub("_", example_id)[:_MAX_KEY]
-    if safe != example_id:
-        digest = hashlib.blake2b(example_id.encode(), digest_size=8).hexdigest()
-        safe = f"{safe[: _MAX_KEY - 17]}_{digest}"
-    return safe
 
 
 # --- the shard list ------------------------------------------------------------------------

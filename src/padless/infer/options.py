@@ -1,12 +1,25 @@
-"""Decoding options: one frozen dataclass, shared by every strategy and cache."""
+"""Decoding options (one frozen dataclass, shared by every strategy and cache) and the settings
+of an RTFx measurement. Free of torch, so the command line reads its defaults from here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 Strategy = Literal["greedy", "beam"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 CacheMode = Literal["kv", "recompute"]
+CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
+#: Weights and activations of a timed model (`padless.infer.rtfx.DTYPES`).
+DType = Literal["fp32", "bf16"]
+
+
+def cache_mode(name: str) -> CacheMode:
+    """``name`` as a `CacheMode`; ValueError naming the choices otherwise."""
+    for mode in CACHE_MODES:
+        if name == mode:
+            return mode
+    raise ValueError(f"unknown decoding cache {name!r}; choose from {', '.join(CACHE_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -35,13 +48,27 @@ class DecodingOptions:
     compact_threshold: float | None = 0.5
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("greedy", "beam"):
-            raise ValueError(f"strategy must be 'greedy' or 'beam', got {self.strategy!r}")
-        if self.cache not in ("kv", "recompute"):
-            raise ValueError(f"cache must be 'kv' or 'recompute', got {self.cache!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        cache_mode(self.cache)
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.max_new_tokens < 1 or self.max_tokens_per_frame <= 0:
             raise ValueError("max_new_tokens and max_tokens_per_frame must be positive")
         if self.compact_threshold is not None and not 0 < self.compact_threshold <= 1:
             raise ValueError(f"compact_threshold must be in (0, 1], got {self.compact_threshold}")
+
+
+@dataclass(frozen=True)
+class RtfxConfig:
+    """One RTFx setting (`padless.infer.rtfx`); each (preset, decoding mode) pair is measured
+    under it."""
+
+    batch_size: int = 32
+    dtype: DType = "fp32"
+    device: str = "cpu"
+    #: Emit exactly each reference's token count (text + EOS) instead of stopping at EOS.
+    forced_length: bool = False
+    warmup_batches: int = 1
+    repeats: int = 1  # timed passes per (preset, mode); the median is reported
+    options: DecodingOptions = field(default_factory=DecodingOptions)

@@ -18,41 +18,31 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from padless.data.audio import load_audio
 from padless.data.example import Example
 from padless.infer.decode import decode_batch
-from padless.infer.options import CacheMode, DecodingOptions
+from padless.infer.options import CacheMode, DecodingOptions, RtfxConfig
 from padless.infer.transcribe import longest_first_batches, pad_audio
 from padless.model.aed import AEDModel, parameter_counts
+from padless.model.checkpoint import get_config, load_checkpoint
+from padless.model.config import PRESETS
 
 if TYPE_CHECKING:
     from padless.data.tokenizer import CanaryTokenizer
 
-DType = Literal["fp32", "bf16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 #: Languages of the full-size default vocabulary, in the tokenizer's id order (sorted), used for
 #: prompts when timing without a tokenizer: ``<|xx|>`` of the i-th language is id 8 + i.
 DEFAULT_LANGUAGES = ("de", "en", "es", "fr")
 CANARY_PROMPT_LEN = 5
-
-
-@dataclass(frozen=True)
-class RtfxConfig:
-    """One RTFx setting; each (preset, decoding mode) pair is measured under it."""
-
-    batch_size: int = 32
-    dtype: DType = "fp32"
-    device: str = "cpu"
-    forced_length: bool = False
-    warmup_batches: int = 1
-    repeats: int = 1  # timed passes per (preset, mode); the median is reported
-    options: DecodingOptions = field(default_factory=DecodingOptions)
 
 
 @dataclass(frozen=True)
@@ -171,8 +161,6 @@ def run_rtfx(
     ``on_result(name, mode, repeat, rtfx)`` reports each timed pass.
     """
     if audio_loader is None:
-        from padless.data.audio import load_audio
-
         audio_loader = load_audio
     if not examples:
         raise ValueError("no utterances to time")
@@ -228,11 +216,6 @@ def build_timing_model(
     seed: int = 0,
 ) -> AEDModel:
     """A preset with random weights (seeded) or a checkpoint, on the config's device/dtype."""
-    from pathlib import Path
-
-    from padless.model.checkpoint import get_config, load_checkpoint
-    from padless.model.config import PRESETS
-
     if preset_or_checkpoint not in PRESETS and Path(preset_or_checkpoint).is_file():
         model = load_checkpoint(preset_or_checkpoint).model
     else:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from padless.data.audio import load_audio
 from padless.data.example import ArrayAudio, Example, Task
 from padless.infer.decode import decode_batch
 from padless.infer.options import DecodingOptions
@@ -97,8 +98,6 @@ def transcribe(
 ) -> list[Transcript]:
     """Decode every example (in input order). ``on_batch(n)`` reports progress per batch."""
     if audio_loader is None:
-        from padless.data.audio import load_audio
-
         audio_loader = load_audio
     device = next(model.parameters()).device
     prompts = [resolve_prompt(ex, overrides) for ex in examples]

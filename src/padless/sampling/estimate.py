@@ -21,7 +21,7 @@ from padless.data.errors import NoExamplesError
 from padless.data.example import Example
 from padless.sampling.assign import BucketAssigner
 from padless.sampling.bins import Reservoir, estimate_edges
-from padless.sampling.config import PlanConfig
+from padless.sampling.config import PLAN_SAMPLE_SIZE, PlanConfig
 from padless.sampling.filters import FilterConfig
 from padless.sampling.lengths import ExampleLengths, LengthFn
 from padless.sampling.plan import NUM_QUANTILES, Bucket, BucketPlan, PlanError
@@ -171,7 +171,7 @@ def plan_from_examples(
     filters: FilterConfig | None = None,
     *,
     lengths: LengthFn | None = None,
-    sample_size: int = 100_000,
+    sample_size: int = PLAN_SAMPLE_SIZE,
     seed: int = 0,
     chunk_size: int = 4096,
     on_chunk: Callable[[int], None] | None = None,

@@ -32,6 +32,7 @@ the synchronized bucket-choice weights identically on every rank.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -192,8 +193,6 @@ class BucketPlan:
 
     def fingerprint(self) -> str:
         """Stable short hash of the bucket bounds (checks a resumed sampler uses this plan)."""
-        import hashlib
-
         bounds = [
             (b.min_duration, b.max_duration, b.min_tokens, b.max_tokens) for b in self.buckets
         ]

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from padless.data.errors import OnError
 from padless.data.example import Example
+from padless.data.stream import ExampleStream
 
 
 class SourceIterator(Protocol):
@@ -118,7 +120,7 @@ def manifest_sources(
     *,
     seed: int = 0,
     shuffle: bool = True,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     require_text: bool = False,
     **stream_options: Any,
 ) -> SourceFactory:
@@ -127,7 +129,6 @@ def manifest_sources(
     ``require_text=False`` because the sampler reads metadata only; the dataset (which does
     need text) checks it when it builds the batch.
     """
-    from padless.data.stream import ExampleStream
 
     def factory(*, rank: int, world_size: int) -> ExampleSource:
         return ExampleStream(
