@@ -172,8 +172,8 @@ def test_rank_balance_drops_fewer_than_world_size_with_batch_size_one(examples, 
 @pytest.mark.parametrize("sync", [True, False])
 def test_rank_balance_lends_batches_instead_of_dropping(examples, plan_2d, sizes, sync) -> None:
     """Regression: a rank without data made every rank yield 0 batches (all 17 examples
-    dropped on 16 ranks, 8 of 17 on 8). Ranks with extra batches or examples lend them to
-    ranks short of the count, so nothing is dropped here."""
+    dropped, on 16 ranks and on 8). Ranks with extra batches or examples lend them to ranks
+    short of the count, so nothing is dropped here."""
     kept = _kept(examples, plan_2d)
     data = [e for e in examples if e.id in kept][:17]
     bounds = np.cumsum([0, *sizes])
