@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import numpy as np
 import orjson
 import pytest
 from typer.testing import CliRunner
@@ -215,3 +216,34 @@ def test_sorted_settings_with_random_batching_are_refused(setup) -> None:
     args = [str(manifest), "--plan", str(plan), "--batch-size", "4", "--batching", "random"]
     result = CliRunner().invoke(app, ["bench-sampler", *args, "--lanes", "4"])
     assert result.exit_code == 2 and "--lanes and --spread apply to" in result.output
+
+
+@pytest.mark.parametrize("world_size", [16, 8])
+def test_a_small_manifest_over_many_ranks_keeps_every_example(tmp_path, world_size) -> None:
+    # Regression: 17 lines of uneven length split by bytes leave some of 16 ranks without a
+    # line; equal batch counts then dropped all 17 examples (3 of 17 on 8 ranks).
+    rng = np.random.default_rng(1)
+    manifest = tmp_path / "m.jsonl"
+    with manifest.open("wb") as f:
+        for i in range(17):
+            row = {
+                "id": f"u{i}",
+                "duration": float(rng.uniform(1, 20)),
+                "num_tokens": int(rng.integers(3, 90)),
+                "text": "word " * int(rng.integers(1, 100)),
+            }
+            f.write(orjson.dumps(row) + b"\n")
+    plan = tmp_path / "plan.json"
+    args = ["plan", str(manifest), "--out", str(plan), "--num-buckets", "2"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    out = _bench(
+        str(manifest),
+        "--plan",
+        str(plan),
+        "--batch-duration",
+        "60",
+        "--world-size",
+        str(world_size),
+    )
+    assert out["examples"] == 17 and out["filtered"] == {}
+    assert len(set(out["batches"])) == 1
