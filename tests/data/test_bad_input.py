@@ -59,13 +59,7 @@ NEMO_CASES = [
     (
         "whitespace text",
         '{"id": "b", "duration": 1.0, "text": " \\t "}',
-        "missing text (empty or whitespace only)",
-        "missing text",
-    ),
-    (
-        "empty text",
-        '{"id": "b", "duration": 1.0, "text": ""}',
-        "missing text (empty or whitespace only)",
+        "missing text (whitespace only)",
         "missing text",
     ),
     (

@@ -187,12 +187,12 @@ def check_sampling_rate(value: Any) -> int:
 
 
 def check_text(value: Any, require_text: bool) -> str | None:
-    """The text, or None where it may be absent. Empty or whitespace-only text counts as
-    missing where text is required (a target of nothing would train the model to say
-    nothing)."""
+    """The text, or None where it may be absent. Whitespace-only text counts as missing where
+    text is required: it is a broken transcript, not a target. The empty string stays a
+    target (an utterance without speech, trained to produce nothing)."""
     if type(value) is str:
-        if require_text and (not value or value.isspace()):
-            raise FieldError("missing text (empty or whitespace only)", "missing text")
+        if require_text and value.isspace():
+            raise FieldError("missing text (whitespace only)", "missing text")
         return value
     if value is None:
         if require_text:
@@ -320,7 +320,7 @@ def nemo_parser(manifest_path: str, checks: FieldChecks) -> Parser:
         if type(ex_id) is not str or not ex_id:
             ex_id = example_id(ex_id, audio)
         # isspace() stops at the first non-space character: O(1) for real text.
-        if type(text) is not str or not text or text.isspace():
+        if type(text) is not str or text.isspace():
             text = check_text(text, require_text)
 
         if tgt is None:

@@ -185,7 +185,7 @@ def index_parser(tar_path: str, checks: FieldChecks) -> Parser:
         sampling_rate, num_tokens = get("sampling_rate"), get("num_tokens")
         if type(duration) is not float or not 0.0 < duration < _INF:
             duration = check_duration(duration)
-        if type(text) is not str or not text or text.isspace():
+        if type(text) is not str or text.isspace():
             text = check_text(text, require_text)
         try:
             src = languages[src]
