@@ -235,3 +235,11 @@ def test_bad_input_is_one_error_line_and_exit_status_2(
     assert len(errors) == 1 and errors[0] == lines[-1], result.output
     assert "Traceback" not in result.output
     assert expected in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("argv", [[], ["tokenizer"], ["manifest"]])
+def test_a_group_without_a_command_shows_its_help(argv: list[str]) -> None:
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2
+    assert "Usage: padless" in result.output
+    assert not any(line.startswith("error:") for line in result.output.splitlines())

@@ -105,7 +105,9 @@ class PadlessGroup(TyperGroup):
                     args, prog_name, complete_var, False, windows_expand_args, **extra
                 )
         except typer.TyperException as err:  # click's ClickException (typer's own copy)
-            typer.echo(f"error: {one_line(err.format_message())}", err=True)
+            message = one_line(err.format_message())
+            if message:  # empty after a group called without a command: its help is shown
+                typer.echo(f"error: {message}", err=True)
             sys.exit(err.exit_code)
         except typer.Abort:
             typer.echo("Aborted!", err=True)
