@@ -170,6 +170,9 @@ def build_loader(
         prefetch_factor=config.data.prefetch_factor if workers else None,
         persistent_workers=workers > 0,  # epochs of a finite sampler reuse the workers
         pin_memory=pin_memory,
+        # Its own generator: each new iterator draws a worker seed from it, which would
+        # otherwise come from the global RNG and shift the dropout draws of a resumed run.
+        generator=torch.Generator().manual_seed(config.train.seed),
     )
 
 

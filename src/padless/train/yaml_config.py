@@ -25,6 +25,7 @@ naming the dotted key and where it came from (the file, or the command line).
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 import typing
@@ -37,6 +38,9 @@ import yaml
 from padless.data.errors import PadlessInputError
 
 T = TypeVar("T")
+
+#: Exponent floats without a dot ("3e-4"), which YAML 1.1 (PyYAML) leaves as strings.
+_YAML11_FLOAT = re.compile(r"[-+]?\d+[eE][-+]?\d+")
 
 #: Name of the class attribute (and YAML key) that picks a member of a strategy union.
 KIND = "kind"
@@ -231,6 +235,8 @@ class _Builder:
         elif tp is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif tp is float:
+            if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+                value = float(value)  # PyYAML (YAML 1.1) reads 3e-4 as a string
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             value = float(value) if ok else value
         elif tp is str:
