@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from padless.data.dataset import SpeechBatch, SpeechDataset
+from padless.data.dataset import SpeechBatch, SpeechDataset, collate
 from padless.data.errors import AudioError
 from padless.data.example import Example
 from padless.data.tokenizer import CanaryTokenizer
@@ -47,13 +48,12 @@ class TrainBatch:
     bucket: int
     #: Messages (example id and file) of examples dropped for unreadable audio.
     skipped: tuple[str, ...] = ()
+    #: 0 for a stand-in batch (every example was unreadable): the rank still runs forward and
+    #: backward, so the gradient all-reduce of DDP happens on every rank, but adds nothing.
+    weight: float = 1.0
 
     def pin_memory(self) -> TrainBatch:  # DataLoader(pin_memory=True) calls this
         return replace(self, batch=self.batch.pin_memory())
-
-
-class AllAudioBadError(AudioError):
-    """Every example of a batch was unreadable (skip mode has nothing left to train on)."""
 
 
 class TrainDataset(torch.utils.data.Dataset[TrainBatch]):
@@ -77,12 +77,13 @@ class TrainDataset(torch.utils.data.Dataset[TrainBatch]):
                 skipped.append(str(err))
                 examples = [ex for ex in examples if ex.id != err.example_id]
                 if not examples:
-                    raise AllAudioBadError(
-                        err.example_id,
-                        err.source,
-                        f"every example of the batch is unreadable "
-                        f"({len(skipped)}); last: {err.reason}",
-                    ) from err
+                    return TrainBatch(self._stand_in(), bucket, tuple(skipped), weight=0.0)
+
+    def _stand_in(self) -> SpeechBatch:
+        """0.1 s of silence with one target token: a finite loss to multiply by 0."""
+        tok = self.dataset.tokenizer
+        silence = np.zeros(1600, dtype=np.float32)
+        return collate([silence], [[tok.eos_id, tok.eos_id]], [1], ["<none>"], tok.pad_id)
 
 
 class TaggedSampler:

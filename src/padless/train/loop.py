@@ -382,9 +382,9 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
                 with contextlib.nullcontext() if sync else loss_module.no_sync():  # type: ignore[operator]
                     with autocast:
                         loss = loss_module(batch)
-                    (loss / len(micro)).backward()
-                loss_sum += loss.detach().float()
-            mean_loss = loss_sum / len(micro)
+                    (loss * (mb.weight / len(micro))).backward()
+                loss_sum += loss.detach().float() * mb.weight
+            mean_loss = loss_sum / max(sum(mb.weight for mb in micro), 1.0)
 
             # 4. a non-finite loss anywhere or gradient skips the update (on the device)
             bad = (~torch.isfinite(mean_loss)).float()
@@ -417,7 +417,7 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
                     "lr": lr,
                     "bucket": micro[0].bucket,
                     **({"buckets": [mb.bucket for mb in micro]} if accumulate > 1 else {}),
-                    **batch_shape_stats([mb.batch for mb in micro], sample_rate),
+                    **batch_shape_stats([mb.batch for mb in micro if mb.weight], sample_rate),
                     "step_time_s": step_time,
                     "data_wait_s": data_wait,
                     "peak_mem_mb": peak_memory_mb(device),
@@ -430,7 +430,7 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
                 }
             )
             if dump_path is not None:
-                ids = [i for mb in micro for i in mb.batch.ids]
+                ids = [i for mb in micro if mb.weight for i in mb.batch.ids]
                 line = {"step": progress.step, "rank": ranks.rank, "bucket": micro[0].bucket}
                 append_lines(dump_path, [line | {"ids": ids}])
             if progress.step % cfg.logging.interval == 0:

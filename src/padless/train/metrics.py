@@ -11,13 +11,15 @@ of the training loop. One line per step per rank::
      "grad_norm": 3.2, "bad_step": false, "skipped": 0, "epoch": 0, "time_s": 12.8}
 
 ``time_s`` is wall time since the run (or its resumption) started; ``bad_step`` marks a
-non-finite loss or gradient whose update was skipped; ``skipped`` counts examples dropped for
-unreadable audio in this step.
+non-finite loss or gradient whose update was skipped (its non-finite values are written as
+null); ``skipped`` counts examples dropped for unreadable audio in this step (a micro-batch
+whose examples were all unreadable adds nothing to the loss or the sizes).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 from collections.abc import Sequence
@@ -31,6 +33,10 @@ from padless.data.dataset import SpeechBatch
 
 #: Keys of the per-step record that start as device tensors.
 DEVICE_KEYS = ("loss", "grad_norm", "bad_step")
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def batch_shape_stats(batches: Sequence[SpeechBatch], sample_rate: int) -> dict[str, Any]:
@@ -139,20 +145,25 @@ class MetricsLog:
         ).tolist()  # host sync (on GPU): the only one of the loop
         for record, host in zip(records, stacked, strict=True):
             loss, grad_norm, bad = host
-            record.update(loss=loss, grad_norm=grad_norm, bad_step=bool(bad))
+            # Strict JSON has no NaN/inf: a non-finite value is written as null.
+            record.update(loss=_finite(loss), grad_norm=_finite(grad_norm), bad_step=bool(bad))
             record["audio_s_per_s"] = record["audio_s"] / max(record["step_time_s"], 1e-9)
         append_lines(self.path, records)
         last = records[-1]
         if self._writer is not None:
             for r in records:
                 for key in ("loss", "lr", "audio_s_per_s", "audio_padding", "token_padding"):
-                    self._writer.add_scalar(f"train/{key}", r[key], r["step"])
+                    if r[key] is not None:
+                        self._writer.add_scalar(f"train/{key}", r[key], r["step"])
         if self._progress is not None:
             speed = sum(r["audio_s"] for r in records) / max(
                 sum(r["step_time_s"] for r in records), 1e-9
             )
             self._progress.update(
-                self._task, completed=last["step"], loss=f"{last['loss']:.3f}", speed=f"{speed:.0f}"
+                self._task,
+                completed=last["step"],
+                loss="-" if last["loss"] is None else f"{last['loss']:.3f}",
+                speed=f"{speed:.0f}",
             )
         return records
 
