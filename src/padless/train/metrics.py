@@ -78,12 +78,31 @@ def append_lines(path: Path, lines: Sequence[dict[str, Any]]) -> None:
         os.close(fd)
 
 
-def truncate_after(path: Path, step: int) -> None:
-    """Drop lines past ``step`` (a resumed run logs those steps again)."""
+def truncate_after(path: Path, step: int, block: int = 1 << 16) -> None:
+    """Drop the lines past ``step`` (a resumed run logs those steps again).
+
+    Reads backwards from the end, so resuming costs the lines written since the checkpoint,
+    not the whole log: every line up to a checkpoint's step precedes every later one (each
+    rank flushes before the checkpoint's barrier)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    with open(path, "rb+") as f:
+        pos = end = f.seek(0, os.SEEK_END)
+        carry = b""  # the cut-off start of a line, completed by the next (earlier) block
+        while pos > 0:
+            start = max(pos - block, 0)
+            f.seek(start)
+            chunk = f.read(pos - start) + carry  # bytes start .. end of the carried line
+            pos = start
+            lines = chunk.split(b"\n")
+            carry = lines.pop(0) if pos > 0 else b""
+            line_end = start + len(chunk)  # one past the last byte of lines[-1]
+            for line in reversed(lines):
+                if line and json.loads(line)["step"] <= step:
+                    f.truncate(min(line_end + 1, end))  # keep its newline
+                    return
+                line_end -= len(line) + 1
+        f.truncate(0)
 
 
 @dataclass
