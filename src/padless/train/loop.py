@@ -498,9 +498,11 @@ def _save(
 ) -> None:
     """Rank 0 writes the checkpoint (atomically: tmp file + rename) with every rank's sampler
     and RNG state; the others wait at a barrier until the file is complete."""
+    sampler_state = sampler.state_dict(consumed_steps=progress.consumed)
     mine = {
-        "sampler": sampler.state_dict(consumed_steps=progress.consumed),
-        "consumed": progress.consumed,
+        "sampler": sampler_state,
+        # A finished epoch resumes at the start of the next one, where nothing is consumed yet.
+        "consumed": 0 if sampler_state.get("fresh") else progress.consumed,
         "rng": ckpt.rng_state(),
     }
     per_rank = ranks.all_gather(mine)
