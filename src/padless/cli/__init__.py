@@ -9,6 +9,7 @@ Each area registers its commands from its own module, so a command is found by n
 - sampling.py     plan, bench-sampler
 - model.py        model info, transcribe, bench-rtfx
 - oomptimizer.py  oomptimize
+- eval.py         evaluate, plot-run
 
 Heavy imports (torch, numpy) happen inside the command functions so ``padless --help`` is fast.
 """
@@ -30,7 +31,7 @@ app = typer.Typer(
 )
 
 # Modules that define `register(app)`; each adds its commands to the root app.
-_COMMAND_MODULES = ("data", "tokenizer", "corpus", "sampling", "model", "oomptimizer")
+_COMMAND_MODULES = ("data", "tokenizer", "corpus", "sampling", "model", "oomptimizer", "eval")
 
 
 def _register_all() -> None:
