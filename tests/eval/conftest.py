@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ def _load_infer_fixtures():  # type: ignore[no-untyped-def]
 _infer = _load_infer_fixtures()
 utterances = _infer.utterances
 tokenizer = _infer.tokenizer
+partly_trained = _infer.partly_trained
 Utterances = _infer.Utterances
 
 
@@ -105,3 +107,10 @@ def write_metrics(
     path = run_dir / "metrics.jsonl"
     path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     return path
+
+
+@pytest.fixture
+def metrics_run() -> Callable[..., Path]:
+    """``metrics_run(run_dir, steps=120, ranks=2, seed=0, speed=1.0, val_every=40)`` writes a
+    generated ``run_dir/metrics.jsonl`` and returns its path."""
+    return write_metrics

@@ -199,6 +199,7 @@ def plot_run(
 
 
 def _print_summaries(summaries: list[dict[str, Any]]) -> None:
+    """One column per run, so runs compare side by side."""
     from rich.console import Console
     from rich.table import Table
 
@@ -208,35 +209,25 @@ def _print_summaries(summaries: list[dict[str, Any]]) -> None:
     def num(value: float | None, digits: int = 3) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
 
+    rows: list[tuple[str, Any]] = [
+        ("steps", lambda s: f"{s['steps']} ({s['first_step']}..{s['last_step']})"),
+        ("ranks", lambda s: str(s["ranks"])),
+        ("wall time (s)", lambda s: num(s["wall_s"], 1)),
+        ("loss, first 10% of steps", lambda s: num(s["loss_first"])),
+        ("loss, last 10% of steps", lambda s: num(s["loss_last"])),
+        ("audio (h)", lambda s: num(s["audio_h"], 2)),
+        ("audio s per wall s", lambda s: num(s["audio_s_per_s"], 1)),
+        ("audio padding", lambda s: pct(s["audio_padding"])),
+        ("token padding", lambda s: pct(s["token_padding"])),
+        ("slowest rank over mean", lambda s: pct(s["tail_overhead"])),
+        ("data wait share", lambda s: pct(s["data_wait_share"])),
+        ("skipped", lambda s: str(s["skipped"])),
+        ("validation points", lambda s: str(s["val_points"])),
+    ]
     table = Table(title="training runs")
-    for column in (
-        "run",
-        "steps",
-        "ranks",
-        "wall s",
-        "loss first→last 10%",
-        "audio h",
-        "audio s/s",
-        "audio pad",
-        "token pad",
-        "tail",
-        "data wait",
-        "skipped",
-    ):
-        table.add_column(column, justify="left" if column == "run" else "right")
+    table.add_column("")
     for s in summaries:
-        table.add_row(
-            s["run"],
-            str(s["steps"]),
-            str(s["ranks"]),
-            num(s["wall_s"], 1),
-            f"{num(s['loss_first'])} → {num(s['loss_last'])}",
-            num(s["audio_h"], 2),
-            num(s["audio_s_per_s"], 1),
-            pct(s["audio_padding"]),
-            pct(s["token_padding"]),
-            pct(s["tail_overhead"]),
-            pct(s["data_wait_share"]),
-            str(s["skipped"]),
-        )
+        table.add_column(s["run"], justify="right")
+    for name, cell in rows:
+        table.add_row(name, *(cell(s) for s in summaries))
     Console().print(table)
