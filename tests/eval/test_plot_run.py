@@ -75,6 +75,9 @@ def test_two_runs_overlay(tmp_path: Path, metrics_run: Callable[..., Path]):
     # the generator's faster run: more audio per second, lower loss at its last steps
     assert fast["audio_s_per_s"] > 1.5 * fixed["audio_s_per_s"]
     assert fast["loss_last"] < fixed["loss_last"]
+    # at equal wall time (the faster run's end) the faster run's loss is lower still
+    assert fast["common_wall_s"] == fixed["common_wall_s"] == pytest.approx(fast["wall_s"])
+    assert fast["loss_at_common_wall"] < fixed["loss_at_common_wall"] - 0.5
 
 
 def test_summary_from_lines(tmp_path: Path, metrics_run: Callable[..., Path]):

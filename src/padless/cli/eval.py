@@ -216,6 +216,11 @@ def _print_summaries(summaries: list[dict[str, Any]]) -> None:
         ("loss, first 10% of steps", lambda s: num(s["loss_first"])),
         ("loss, last 10% of steps", lambda s: num(s["loss_last"])),
         ("audio (h)", lambda s: num(s["audio_h"], 2)),
+        *(
+            [("loss at equal wall time", lambda s: num(s["loss_at_common_wall"]))]
+            if len(summaries) > 1
+            else []
+        ),
         ("audio s per wall s", lambda s: num(s["audio_s_per_s"], 1)),
         ("audio padding", lambda s: pct(s["audio_padding"])),
         ("token padding", lambda s: pct(s["token_padding"])),

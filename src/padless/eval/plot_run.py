@@ -237,6 +237,15 @@ def summarize(run: RunMetrics) -> dict[str, Any]:
     return out
 
 
+def loss_near(run: RunMetrics, wall_s: float, share: float = 0.1) -> float | None:
+    """Mean loss (over ranks, then steps) of the steps ending in the last ``share`` of the first
+    ``wall_s`` seconds: runs compared at equal wall time."""
+    wall = run.wall_s()
+    loss = run.per_step("loss", "mean")
+    window = (wall > (1 - share) * wall_s) & (wall <= wall_s) & np.isfinite(loss)
+    return float(loss[window].mean()) if window.any() else None
+
+
 def _padding_of_sums(content: np.ndarray, padding: np.ndarray) -> float | None:
     """Overall padding ratio from per-batch content and padding ratio: a batch with content c and
     padding p has c / (1 - p) positions, so the run's ratio is 1 - sum(c) / sum(c / (1 - p))."""
@@ -261,6 +270,27 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     counts = np.convolve(finite.astype(float), kernel, mode="same")
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+#: Points per drawn line at most: more are invisible at the figure's width, slow to draw, and
+#: turn a dashed line solid.
+MAX_POINTS = 1000
+
+
+def thin(x: np.ndarray, y: np.ndarray, peak: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """At most about `MAX_POINTS` points of a (smoothed) line: every k-th point, or with ``peak``
+    the largest value of each run of k (so a memory peak is never dropped)."""
+    k = -(-len(x) // MAX_POINTS)
+    if k <= 1:
+        return x, y
+    if not peak:
+        return x[::k], y[::k]
+    n = len(y) // k * k
+    chunks = y[:n].reshape(-1, k)
+    has = np.isfinite(chunks).any(axis=1)
+    out = np.full(len(chunks), np.nan)
+    out[has] = np.nanmax(chunks[has], axis=1)
+    return x[:n:k], out
 
 
 def _window(runs: Sequence[RunMetrics]) -> int:
@@ -306,8 +336,8 @@ def draw_figures(runs: Sequence[RunMetrics]) -> dict[str, Figure]:
         loss = run.per_step("loss", "mean")
         for ax, x in ((a, run.steps), (b, run.wall_s() / scale)):
             if window > 1:
-                ax.plot(x, loss, color=c, alpha=0.2, linewidth=0.8)
-            ax.plot(x, smooth(loss, window), color=c, label=run.name)
+                ax.plot(*thin(x, loss), color=c, alpha=0.2, linewidth=0.8)
+            ax.plot(*thin(x, smooth(loss, window)), color=c, label=run.name)
     a.set(xlabel="step", ylabel=f"loss, mean over ranks{smooth_note}", title="loss vs step")
     b.set(xlabel=f"wall time ({unit}, sum of slowest-rank step times)", ylabel="loss")
     b.set_title("loss vs wall time")
@@ -316,10 +346,11 @@ def draw_figures(runs: Sequence[RunMetrics]) -> dict[str, Figure]:
     a, b, m = new("throughput", 3, "throughput")
     for run, c in zip(runs, colors, strict=True):
         rate = run.per_step("audio_s_per_s", "sum")
-        a.plot(run.steps, smooth(rate, window), color=c, label=run.name)
+        a.plot(*thin(run.steps, smooth(rate, window)), color=c, label=run.name)
         audio_h = np.cumsum(np.nan_to_num(run.per_step("audio_s", "sum"))) / 3600
-        b.plot(run.wall_s() / scale, audio_h, color=c, label=run.name)
-        m.plot(run.steps, run.per_step("peak_mem_mb", "max"), color=c, label=run.name)
+        b.plot(*thin(run.wall_s() / scale, audio_h), color=c, label=run.name)
+        memory = run.per_step("peak_mem_mb", "max")
+        m.plot(*thin(run.steps, memory, peak=True), color=c, label=run.name)
     a.set(xlabel="step", ylabel=f"audio s per wall s, sum over ranks{smooth_note}")
     a.set_title("throughput")
     b.set(xlabel=f"wall time ({unit})", ylabel="audio processed (h)", title="audio vs wall time")
@@ -332,7 +363,7 @@ def draw_figures(runs: Sequence[RunMetrics]) -> dict[str, Figure]:
     ):
         for run, c in zip(runs, colors, strict=True):
             share = 100 * run.per_step(key, "mean")
-            ax.plot(run.steps, smooth(share, window), color=c, label=run.name)
+            ax.plot(*thin(run.steps, smooth(share, window)), color=c, label=run.name)
         ax.set(xlabel="step", ylabel=f"% of {what} positions{smooth_note}")
         ax.set_title(f"{what} padding")
         ax.set_ylim(bottom=0)
@@ -363,13 +394,18 @@ def draw_figures(runs: Sequence[RunMetrics]) -> dict[str, Figure]:
     for run, c in zip(runs, colors, strict=True):
         slowest = run.per_step("step_time_s", "max")
         mean = run.per_step("step_time_s", "mean")
-        a.plot(run.steps, smooth(slowest, window), color=c, label=f"{run.name} slowest rank")
-        a.plot(run.steps, smooth(mean, window), color=c, linestyle="--", label=f"{run.name} mean")
+        a.plot(*thin(run.steps, smooth(slowest, window)), color=c, label=f"{run.name} slowest rank")
+        a.plot(
+            *thin(run.steps, smooth(mean, window)),
+            color=c,
+            linestyle="--",
+            label=f"{run.name} mean",
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             tail = 100 * (slowest / mean - 1)
-        b.plot(run.steps, smooth(tail, window), color=c, label=run.name)
+        b.plot(*thin(run.steps, smooth(tail, window)), color=c, label=run.name)
         wait = 1000 * run.per_step("data_wait_s", "mean")
-        d.plot(run.steps, smooth(wait, window), color=c, label=run.name)
+        d.plot(*thin(run.steps, smooth(wait, window)), color=c, label=run.name)
     a.set(xlabel="step", ylabel=f"step time (s){smooth_note}", title="slowest rank vs mean")
     b.set(xlabel="step", ylabel="% slowest over mean rank", title="tail-worker overhead")
     d.set(xlabel="step", ylabel="ms, mean over ranks", title="data wait")
@@ -412,6 +448,11 @@ def plot_runs(
         fig.savefig(target, dpi=110)
         written.append(target)
     summaries = [summarize(m) for m in metrics]
+    if len(metrics) > 1:
+        common = min(float(m.wall_s()[-1]) for m in metrics)
+        for summary, run in zip(summaries, metrics, strict=True):
+            summary["common_wall_s"] = common
+            summary["loss_at_common_wall"] = loss_near(run, common)
     (out / SUMMARY_FILE).write_bytes(orjson.dumps(summaries, option=orjson.OPT_INDENT_2) + b"\n")
     return written, summaries
 
