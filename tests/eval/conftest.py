@@ -47,8 +47,10 @@ def random_model(tokenizer: CanaryTokenizer) -> AEDModel:
 
 # A training run's metrics.jsonl, shaped like the training loop's: one line per step per rank,
 # a 2D bucket plan (duration bin, token bin) with a per-bucket batch-size table, a loss that
-# falls with noise, a warm-up then inverse-square-root learning rate, step times that grow with
-# the batch's audio plus per-rank jitter, validation lines and an unknown line kind.
+# falls with noise, a warm-up then inverse-square-root learning rate. Each rank computes for a
+# time that grows with its padded audio, then every rank waits for the slowest at the gradient
+# all-reduce (so logged step times are close and the work differs). Validation lines and an
+# unknown line kind are mixed in.
 BUCKETS = [(d, t) for d in range(4) for t in range(2)]
 BUCKET_SECONDS = [2.0, 5.0, 9.0, 15.0]  # longest utterance per duration bin
 BATCH_TABLE = {(d, t): int(96 / BUCKET_SECONDS[d]) - 2 * t for d, t in BUCKETS}
@@ -61,6 +63,7 @@ def write_metrics(
     ranks: int = 2,
     seed: int = 0,
     speed: float = 1.0,  # >1: a faster run (less time per audio second)
+    sync: bool = True,  # the same bucket on every rank at each step
     val_every: int = 40,
 ) -> Path:
     """Write ``run_dir/metrics.jsonl``; returns its path."""
@@ -71,17 +74,18 @@ def write_metrics(
     run_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for step in range(steps):
-        bucket = BUCKETS[rng.integers(len(BUCKETS))]  # synchronised: the same on every rank
+        shared = BUCKETS[rng.integers(len(BUCKETS))]
         lr = 3e-4 * min((step + 1) / 20, (20 / (step + 1)) ** 0.5)
+        rows = []
         for rank in range(ranks):
+            bucket = shared if sync else BUCKETS[rng.integers(len(BUCKETS))]
             size = BATCH_TABLE[bucket]
             longest = BUCKET_SECONDS[bucket[0]]
             audio_padding = float(rng.uniform(0.02, 0.12))
             audio_s = size * longest * (1 - audio_padding)
-            tokens = int(audio_s * rng.uniform(8, 12))
             data_wait = float(rng.exponential(0.004))
-            step_time = audio_s / (300 * speed) * float(rng.uniform(0.9, 1.25)) + data_wait
-            lines.append(
+            compute = size * longest / (300 * speed) * float(rng.uniform(0.95, 1.1))
+            rows.append(
                 {
                     "step": step,
                     "rank": rank,
@@ -92,14 +96,18 @@ def write_metrics(
                     "audio_s": audio_s,
                     "audio_padding": audio_padding,
                     "token_padding": float(rng.uniform(0.1, 0.3)),
-                    "step_time_s": step_time,
                     "data_wait_s": data_wait,
-                    "audio_s_per_s": audio_s / step_time,
-                    "tokens": tokens,
+                    "tokens": int(audio_s * rng.uniform(8, 12)),
                     "peak_mem_mb": 900.0 + 40 * bucket[0] + rank,
                     "grad_norm": float(rng.uniform(0.5, 2)),  # a key the report does not know
+                    "_busy": data_wait + compute,
                 }
             )
+        slowest = max(r.pop("_busy") for r in rows)
+        for row in rows:
+            row["step_time_s"] = slowest + float(rng.uniform(0, 0.002))  # all-reduce, then step
+            row["audio_s_per_s"] = row["audio_s"] / row["step_time_s"]
+        lines.extend(rows)
         if val_every and step % val_every == val_every - 1:
             wer = float(90 * np.exp(-step * speed / 80) + 5)
             lines.append({"kind": "val", "step": step, "wer_avg": wer, "bleu_avg": 60 - wer / 2})
@@ -111,6 +119,6 @@ def write_metrics(
 
 @pytest.fixture
 def metrics_run() -> Callable[..., Path]:
-    """``metrics_run(run_dir, steps=120, ranks=2, seed=0, speed=1.0, val_every=40)`` writes a
-    generated ``run_dir/metrics.jsonl`` and returns its path."""
+    """``metrics_run(run_dir, steps=120, ranks=2, seed=0, speed=1.0, sync=True, val_every=40)``
+    writes a generated ``run_dir/metrics.jsonl`` and returns its path."""
     return write_metrics

@@ -21,17 +21,21 @@ from padless.eval.plot_run import draw_figures, plot_runs, read_run, smooth, sum
 FIGURES = {"loss", "throughput", "padding", "batch_size", "step_time", "validation"}
 
 
-def _coloured_pixels(fig, ax) -> int:  # type: ignore[no-untyped-def]
-    """Saturated pixels inside an axes: data drawn in colour (grid, frame and text are grey)."""
+def _coloured_pixels_per_panel(fig) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Saturated pixels inside each axes, by title: data drawn in colour (grid, frame and text
+    are grey)."""
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     image = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
-    box = ax.get_window_extent()
+    saturated = (image.max(axis=-1) - image.min(axis=-1)) > 60
     height = image.shape[0]
-    x0, x1 = int(box.x0) + 3, int(box.x1) - 3
-    y0, y1 = height - int(box.y1) + 3, height - int(box.y0) - 3  # display y grows upwards
-    inside = image[y0:y1, x0:x1]
-    return int(((inside.max(axis=-1) - inside.min(axis=-1)) > 60).sum())
+    counts = {}
+    for ax in fig.axes:
+        box = ax.get_window_extent()
+        x0, x1 = int(box.x0) + 3, int(box.x1) - 3
+        y0, y1 = height - int(box.y1) + 3, height - int(box.y0) - 3  # display y grows upwards
+        counts[ax.get_title()] = int(saturated[y0:y1, x0:x1].sum())
+    return counts
 
 
 def test_one_run(tmp_path: Path, metrics_run: Callable[..., Path]):
@@ -43,9 +47,9 @@ def test_one_run(tmp_path: Path, metrics_run: Callable[..., Path]):
         assert image.shape[0] > 300 and image.shape[1] > 500 and image.std() > 0.05
     assert orjson.loads((tmp_path / "plots" / "summary.json").read_bytes()) == [summary]
     for stem, fig in draw_figures([read_run(tmp_path / "run")]).items():
-        for ax in fig.axes:
-            assert _coloured_pixels(fig, ax) > 200, f"{stem}: empty panel {ax.get_title()!r}"
-            assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+        for title, pixels in _coloured_pixels_per_panel(fig).items():
+            assert pixels > 200, f"{stem}: empty panel {title!r}"
+        assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
 
 
 def test_two_runs_overlay(tmp_path: Path, metrics_run: Callable[..., Path]):
@@ -96,6 +100,20 @@ def test_summary_from_lines(tmp_path: Path, metrics_run: Callable[..., Path]):
     assert s["audio_padding"] == pytest.approx(1 - audio / positions)
     mean = sum(sum(x["step_time_s"] for x in steps if x["step"] == k) / 2 for k in range(30))
     assert s["tail_overhead"] == pytest.approx(wall / mean - 1)
+    assert s["same_bucket_share"] == 1.0  # the generator's buckets are synchronised
+
+
+def test_unsynchronised_buckets(tmp_path: Path, metrics_run: Callable[..., Path]):
+    path = metrics_run(tmp_path / "run", steps=200, ranks=2, sync=False, val_every=0)
+    steps = [x for x in map(orjson.loads, path.read_bytes().splitlines()) if "kind" not in x]
+    s = summarize(read_run(tmp_path / "run"))
+    by_step = [[x for x in steps if x["step"] == k] for k in range(200)]
+    same = sum(a["bucket"] == b["bucket"] for a, b in by_step)
+    assert s["same_bucket_share"] == pytest.approx(same / 200) and 0 < same < 100
+    # each rank's work is its padded audio; the share the most-loaded rank adds over the mean
+    work = [[x["audio_s"] / (1 - x["audio_padding"]) for x in pair] for pair in by_step]
+    expected = sum(max(w) for w in work) / sum(sum(w) / 2 for w in work) - 1
+    assert s["load_imbalance"] == pytest.approx(expected) and s["load_imbalance"] > 0.02
 
 
 def test_resumed_steps_keep_the_later_line_and_nan_loss_is_read(

@@ -226,7 +226,8 @@ def _print_summaries(summaries: list[dict[str, Any]]) -> None:
         ("token padding", lambda s: pct(s["token_padding"])),
         ("slowest rank over mean", lambda s: pct(s["tail_overhead"])),
         ("data wait share", lambda s: pct(s["data_wait_share"])),
-        ("skipped", lambda s: str(s["skipped"])),
+        ("examples skipped", lambda s: str(s["skipped"])),
+        ("bad steps (update skipped)", lambda s: str(s["bad_steps"])),
         ("validation points", lambda s: str(s["val_points"])),
     ]
     table = Table(title="training runs")

@@ -3,17 +3,23 @@ overlaid for comparison.
 
 ``metrics.jsonl`` has one JSON object per optimizer step per rank (``step``, ``rank``, ``loss``,
 ``lr``, ``bucket``, ``batch_size``, ``audio_s``, ``audio_padding``, ``token_padding``,
-``step_time_s``, ``data_wait_s``, ``audio_s_per_s``, ``tokens``, ``peak_mem_mb``, optional
-``skipped``). Lines with a ``kind`` other than ``train`` are not steps: ``"kind": "val"`` lines
-(validation scores at a step, e.g. ``wer_avg``, ``bleu_avg``, ``loss``) get their own plot, other
-kinds are counted and ignored, and so are unknown keys. A step logged twice by a rank (a run
-resumed from a checkpoint older than its last logged step) keeps the later line, the one the
-resumed run produced. A malformed line is an error naming its file and line.
+``step_time_s`` (the whole step, data wait included), ``data_wait_s``, ``audio_s_per_s``,
+``tokens``, ``peak_mem_mb``; optional ``skipped`` (examples dropped) and ``bad_step`` (update
+skipped for a non-finite loss)). Lines with a ``kind`` other than ``train`` are not steps:
+``"kind": "val"`` lines, and the lines of ``RUN/validation.jsonl`` if there is one, are
+validation results at a step (e.g. ``dev_loss``, ``wer_avg``, ``bleu_avg``) and get their own
+plot; other kinds are counted and ignored, and so are unknown keys. A step logged twice by a
+rank (a run resumed from a checkpoint older than its last logged step) keeps the later line,
+the one the resumed run produced. A malformed line is an error naming its file and line.
 
 Across ranks, per step: the loss and the padding are means; throughput (audio seconds per wall
-second) is the sum; the step's wall time is the slowest rank's ``step_time_s`` (everyone waits
-for it at the gradient all-reduce), and wall time is the cumulative sum of that. The gap between
-the slowest and the mean rank is the tail-worker cost that synchronised buckets reduce.
+second) is the sum; the step's wall time is the slowest rank's ``step_time_s``, and wall time is
+the cumulative sum of that. The tail-worker effect: under DDP every rank waits for the slowest
+at the gradient all-reduce, so the ranks' logged step times end up close, and what shows the
+effect is the spread of their work. Each rank's work scales with its padded audio
+(``audio_s / (1 - audio_padding)``); ranks in different buckets differ most, which is what
+synchronised buckets prevent, so the share of steps with the same bucket on every rank is
+plotted beside it.
 
 The figures are drawn on `matplotlib.figure.Figure` objects (the Agg canvas, no pyplot state).
 """
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 METRICS_FILE = "metrics.jsonl"
+VALIDATION_FILE = "validation.jsonl"  # validation lines a training run may write on its own
 SUMMARY_FILE = "summary.json"
 
 #: Numeric per-step fields kept as (steps, ranks) arrays; a field a run lacks is all NaN.
@@ -53,10 +60,12 @@ STEP_FIELDS = (
     "tokens",
     "peak_mem_mb",
     "skipped",
+    "bad_step",
 )
 #: Validation fields plotted when ``kind: val`` lines carry them, with their axis labels
 #: (`padless.eval.evaluate.EvalResult.metrics` names the scores).
 VAL_FIELDS = {
+    "dev_loss": "dev loss",
     "loss": "loss",
     "wer_avg": "WER %, mean over languages",
     "bleu_avg": "BLEU, mean over directions",
@@ -78,7 +87,8 @@ class RunMetrics:
     path: Path  # the metrics.jsonl read
     steps: np.ndarray  # (S,) int64, sorted, unique
     values: dict[str, np.ndarray]  # field -> (S, R) float64
-    buckets: list[tuple[str, float]]  # (bucket label, batch size) per step line, file order
+    bucket_labels: list[str]  # bucket names ("7", or "3,1" for a 2D bucket); values["bucket"]
+    # holds indices into this list
     val: list[dict[str, Any]] = field(default_factory=list)  # "kind": "val" lines
     other_lines: int = 0  # lines of other kinds, ignored
 
@@ -104,6 +114,21 @@ class RunMetrics:
                 raise ValueError(f"unknown reduction {how!r}")
         return out
 
+    def padded_audio_s(self) -> np.ndarray:
+        """(S, R) seconds of encoder input per rank and step, padding included (what the
+        rank's forward and backward cost scales with): ``audio_s / (1 - audio_padding)``."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.values["audio_s"] / (1 - self.values["audio_padding"])
+
+    def same_bucket(self) -> np.ndarray:
+        """(S,) 1.0 where every rank that logged the step drew the same bucket, else 0.0 (NaN
+        without buckets)."""
+        ids = self.values["bucket"]
+        out = np.full(len(self.steps), np.nan)
+        logged = np.isfinite(ids).any(axis=1)
+        out[logged] = np.nanmax(ids[logged], axis=1) == np.nanmin(ids[logged], axis=1)
+        return out
+
     def wall_s(self) -> np.ndarray:
         """(S,) seconds since the first step, at the end of each step (slowest rank per step)."""
         return np.cumsum(np.nan_to_num(self.per_step("step_time_s", "max")))
@@ -127,6 +152,7 @@ def read_run(run: str | os.PathLike[str], name: str | None = None) -> RunMetrics
             row = _parse(raw, path, number)
             kind = row.get("kind", "train")
             if kind == "val":
+                _index(row, "step", path, number)
                 val.append(row)
                 continue
             if kind != "train":
@@ -141,17 +167,32 @@ def read_run(run: str | os.PathLike[str], name: str | None = None) -> RunMetrics
     ranks = 1 + max(r for _, r, _ in records)
     values = {key: np.full((len(steps), ranks), np.nan) for key in STEP_FIELDS}
     rows = np.searchsorted(steps, [s for s, _, _ in records])
-    buckets: list[tuple[str, float]] = []
+    values["bucket"] = np.full((len(steps), ranks), np.nan)
+    bucket_ids: dict[str, int] = {}
     for row_index, (_, rank, row) in zip(rows, records, strict=True):
         for key in STEP_FIELDS:
             value = _number(row.get(key))
             if value is not None:
                 values[key][row_index, rank] = value  # later lines overwrite: resumed steps
-        batch = _number(row.get("batch_size"))
-        if "bucket" in row and batch is not None:
-            buckets.append((_bucket_label(row["bucket"]), batch))
-    val.sort(key=lambda r: r.get("step", 0))
-    return RunMetrics(label, path, steps, values, buckets, val, other)
+        if row.get("bucket") is not None:
+            bucket = _bucket_label(row["bucket"])
+            values["bucket"][row_index, rank] = bucket_ids.setdefault(bucket, len(bucket_ids))
+    val.extend(_read_validation(path.parent / VALIDATION_FILE))
+    val.sort(key=lambda r: int(r["step"]))
+    return RunMetrics(label, path, steps, values, list(bucket_ids), val, other)
+
+
+def _read_validation(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if raw.strip():
+                row = _parse(raw, path, number)
+                _index(row, "step", path, number)
+                rows.append(row)
+    return rows
 
 
 def _parse(raw: bytes, path: Path, number: int) -> dict[str, Any]:
@@ -227,14 +268,27 @@ def summarize(run: RunMetrics) -> dict[str, Any]:
         "tail_overhead": (
             float(step_max[both].sum() / step_mean[both].sum() - 1) if both.any() else None
         ),
+        # the same over each step's padded audio: the work the other ranks wait for
+        "load_imbalance": _imbalance(run.padded_audio_s()),
+        "same_bucket_share": (float(np.nanmean(run.same_bucket())) if run.bucket_labels else None),
         "data_wait_share": (
             float(np.nansum(run.per_step("data_wait_s", "mean")) / wall) if wall > 0 else None
         ),
         "skipped": int(np.nansum(run.values["skipped"])),
+        "bad_steps": int(np.nansum(run.per_step("bad_step", "max"))),
         "val_points": len(run.val),
         "ignored_lines": run.other_lines,
     }
     return out
+
+
+def _imbalance(work: np.ndarray) -> float | None:
+    """sum over steps of the most-loaded rank's work / sum of the mean rank's, minus 1."""
+    has = np.isfinite(work).any(axis=1)
+    if not has.any():
+        return None
+    rows = work[has]
+    return float(np.nanmax(rows, axis=1).sum() / np.nanmean(rows, axis=1).sum() - 1)
 
 
 def loss_near(run: RunMetrics, wall_s: float, share: float = 0.1) -> float | None:
@@ -318,10 +372,11 @@ def draw_figures(runs: Sequence[RunMetrics]) -> dict[str, Figure]:
     unit, scale = _time_unit(runs)
     figures: dict[str, Figure] = {}
 
-    def new(stem: str, panels: int, title: str) -> list[Axes]:
-        fig = Figure(figsize=(5.2 * panels, 4.2), layout="constrained")
+    def new(stem: str, panels: int, title: str, rows: int = 1) -> list[Axes]:
+        cols = -(-panels // rows)
+        fig = Figure(figsize=(5.2 * cols, 0.5 + 3.7 * rows), layout="constrained")
         figures[stem] = fig
-        axes = list(np.atleast_1d(fig.subplots(1, panels)))
+        axes = list(np.atleast_1d(fig.subplots(rows, cols)).ravel())
         names = runs[0].name if len(runs) == 1 else f"{len(runs)} runs"
         fig.suptitle(f"{title} — {names}")
         for ax in axes:
@@ -368,30 +423,44 @@ def draw_figures(runs: Sequence[RunMetrics]) -> dict[str, Figure]:
         ax.set_title(f"{what} padding")
         ax.set_ylim(bottom=0)
 
-    # batch size per bucket and how often each bucket was drawn
+    # batch size per bucket and how often each bucket was drawn (per rank and step)
     a, b = new("batch_size", 2, "batches per bucket")
-    labels = sorted({label for r in runs for label, _ in r.buckets}, key=_bucket_order)
+    labels = sorted({label for r in runs for label in r.bucket_labels}, key=_bucket_order)
     position = {label: i for i, label in enumerate(labels)}
     width = 0.8 / len(runs)
     for i, (run, c) in enumerate(zip(runs, colors, strict=True)):
-        per: dict[str, list[float]] = {}
-        for label, size in run.buckets:
-            per.setdefault(label, []).append(size)
-        xs = np.array([position[label] for label in per])
+        ids, sizes = run.values["bucket"].ravel(), run.values["batch_size"].ravel()
+        ok = np.isfinite(ids) & np.isfinite(sizes)
+        ids, sizes = ids[ok].astype(np.int64), sizes[ok]
+        counts = np.bincount(ids, minlength=len(run.bucket_labels))
+        used = np.flatnonzero(counts)
+        mean_size = np.bincount(ids, weights=sizes, minlength=len(counts))[used] / counts[used]
+        xs = np.array([position[run.bucket_labels[j]] for j in used])
         offset = (i - (len(runs) - 1) / 2) * width
-        mean_size = np.array([np.mean(v) for v in per.values()])
-        share = np.array([100 * len(v) / len(run.buckets) for v in per.values()])
         a.bar(xs + offset, mean_size, width=width, color=c, label=run.name)
-        b.bar(xs + offset, share, width=width, color=c, label=run.name)
+        b.bar(xs + offset, 100 * counts[used] / counts.sum(), width=width, color=c, label=run.name)
     for ax in (a, b):
         ax.set_xticks(range(len(labels)), labels, rotation=90 if len(labels) > 12 else 0)
         ax.set_xlabel("bucket" + (" (duration bin, token bin)" if "," in "".join(labels) else ""))
     a.set(ylabel="examples per batch (mean)", title="batch size per bucket")
     b.set(ylabel="% of batches", title="bucket use")
 
-    # per-rank step time: the slowest rank against the mean rank, and the data wait
-    a, b, d = new("step_time", 3, "step time across ranks")
+    # The tail-worker effect. Under DDP every rank waits for the slowest at the gradient
+    # all-reduce, so logged step times end up close; what differs is each rank's work, which
+    # scales with its padded audio. Ranks in different buckets have very different work.
+    a, b, e, d = new("step_time", 4, "ranks: step time, work balance, data wait", rows=2)
     for run, c in zip(runs, colors, strict=True):
+        work = run.padded_audio_s()
+        work_mean = np.full(len(run.steps), np.nan)
+        work_max = np.full(len(run.steps), np.nan)
+        has = np.isfinite(work).any(axis=1)
+        work_mean[has] = np.nanmean(work[has], axis=1)
+        work_max[has] = np.nanmax(work[has], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            imbalance = 100 * (work_max / work_mean - 1)
+        b.plot(*thin(run.steps, smooth(imbalance, window)), color=c, label=run.name)
+        same = 100 * run.same_bucket()
+        e.plot(*thin(run.steps, smooth(same, max(window, 10))), color=c, label=run.name)
         slowest = run.per_step("step_time_s", "max")
         mean = run.per_step("step_time_s", "mean")
         a.plot(*thin(run.steps, smooth(slowest, window)), color=c, label=f"{run.name} slowest rank")
@@ -401,13 +470,14 @@ def draw_figures(runs: Sequence[RunMetrics]) -> dict[str, Figure]:
             linestyle="--",
             label=f"{run.name} mean",
         )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tail = 100 * (slowest / mean - 1)
-        b.plot(*thin(run.steps, smooth(tail, window)), color=c, label=run.name)
         wait = 1000 * run.per_step("data_wait_s", "mean")
         d.plot(*thin(run.steps, smooth(wait, window)), color=c, label=run.name)
     a.set(xlabel="step", ylabel=f"step time (s){smooth_note}", title="slowest rank vs mean")
-    b.set(xlabel="step", ylabel="% slowest over mean rank", title="tail-worker overhead")
+    b.set(xlabel="step", ylabel=f"% most-loaded rank over mean{smooth_note}")
+    b.set_title("work imbalance (padded audio per rank)")
+    e.set(xlabel="step", ylabel=f"% of steps (mean of {max(window, 10)} steps)")
+    e.set_title("same bucket on every rank")
+    e.set_ylim(-3, 103)
     d.set(xlabel="step", ylabel="ms, mean over ranks", title="data wait")
 
     val_lines = [v for r in runs for v in r.val]
