@@ -134,6 +134,14 @@ def test_smooth_skips_missing_values():
     y = np.array([1.0, np.nan, 3.0, 5.0])
     assert np.allclose(smooth(y, 3), [1.0, 2.0, 4.0, 4.0])
     assert np.isnan(smooth(np.array([np.nan, np.nan]), 2)).all()
+    assert len(smooth(np.arange(4.0), 10)) == 4  # a window longer than the run
+
+
+def test_run_shorter_than_a_window(tmp_path: Path, metrics_run: Callable[..., Path]):
+    metrics_run(tmp_path / "run", steps=3, ranks=1, val_every=0)
+    written, [summary] = plot_runs([tmp_path / "run"], tmp_path / "plots")
+    assert len(written) == len(FIGURES) - 1  # no validation lines, no validation plot
+    assert summary["steps"] == 3 and summary["same_bucket_share"] == 1.0
 
 
 @pytest.mark.parametrize(

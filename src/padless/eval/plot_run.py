@@ -316,7 +316,8 @@ def _padding_of_sums(content: np.ndarray, padding: np.ndarray) -> float | None:
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average that skips NaNs (NaN where the window holds no value)."""
-    if window <= 1 or len(values) == 0:
+    window = min(window, len(values))  # np.convolve's "same" output is as long as the longer
+    if window <= 1:
         return values.astype(float)
     finite = np.isfinite(values)
     kernel = np.ones(window)
