@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from padless.cli import app
 from padless.data.errors import PadlessInputError
 from padless.data.tokenizer import CanaryTokenizer
+from padless.eval.config import EvalConfig
 from padless.eval.evaluate import (
     HYPOTHESES_FILE,
     SCORES_FILE,
-    EvalConfig,
     evaluate_examples,
     score_hypotheses,
 )
@@ -232,3 +232,14 @@ def test_scores_of_a_trained_model_add_up(
         for h, score in zip(members, each, strict=True):
             if h.hypothesis == h.reference:
                 assert score.errors == 0
+
+
+def test_cli_help_imports_no_torch():
+    """The evaluate command reads its defaults from `EvalConfig` without importing torch, so
+    ``padless --help`` stays fast (the convention of padless.cli)."""
+    import subprocess
+    import sys
+
+    code = "import sys, padless.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

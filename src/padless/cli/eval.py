@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from padless.eval.evaluate import EvalConfig
+from padless.eval.config import EvalConfig
 
 if TYPE_CHECKING:
     from padless.eval.evaluate import EvalResult
@@ -34,7 +34,11 @@ def evaluate(
     beam: Annotated[int, typer.Option(help="Beam width (1 = greedy).")] = _DEFAULTS.beam_size,
     batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = _DEFAULTS.batch_size,
     length_penalty: Annotated[
-        float, typer.Option(help="Beam length penalty alpha.")
+        float | None,
+        typer.Option(
+            help="Beam length penalty alpha (default: DecodingOptions.length_penalty).",
+            show_default=False,
+        ),
     ] = _DEFAULTS.length_penalty,
     compare: Annotated[
         Path | None, typer.Option(help="A second checkpoint, scored on the same examples.")
@@ -68,7 +72,11 @@ def evaluate(
         ]
     report: dict[str, Any] = {
         "manifests": manifests,
-        "decoding": {"beam_size": beam, "batch_size": batch_size, "length_penalty": length_penalty},
+        "decoding": {
+            "beam_size": beam,
+            "batch_size": batch_size,
+            "length_penalty": config.decoding_options().length_penalty,
+        },
         "evaluations": [],
     }
     for path, label, result in zip(checkpoints, labels, results, strict=True):

@@ -28,9 +28,9 @@ import torch
 
 from padless.data.errors import PadlessInputError
 from padless.data.example import Example, Task
+from padless.eval.config import EvalConfig
 from padless.eval.normalize import normalize
 from padless.eval.scores import BleuScore, WerScore, corpus_bleu, pooled, word_errors
-from padless.infer.options import DecodingOptions
 from padless.infer.transcribe import AudioLoader, transcribe
 from padless.model.aed import AEDModel
 
@@ -39,33 +39,6 @@ if TYPE_CHECKING:
 
 SCORES_FILE = "scores.json"
 HYPOTHESES_FILE = "hypotheses.jsonl"
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """How evaluation decodes; `padless evaluate` and training validation take their defaults
-    from here."""
-
-    #: Beam width; 1 decodes greedily (the default strategy of `DecodingOptions`), which is
-    #: what validation during training can afford.
-    beam_size: int = 1
-    #: Utterances per decoding batch (sorted longest first, so batches are little padded).
-    batch_size: int = 16
-    #: Beam length penalty (see `DecodingOptions.length_penalty`).
-    length_penalty: float = DecodingOptions.length_penalty
-
-    def __post_init__(self) -> None:
-        if self.beam_size < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"beam_size and batch_size must be >= 1, got {self.beam_size}, {self.batch_size}"
-            )
-
-    def decoding_options(self) -> DecodingOptions:
-        if self.beam_size == 1:
-            return DecodingOptions(strategy="greedy", length_penalty=self.length_penalty)
-        return DecodingOptions(
-            strategy="beam", beam_size=self.beam_size, length_penalty=self.length_penalty
-        )
 
 
 @dataclass(frozen=True)
@@ -255,7 +228,7 @@ def evaluate_examples(
     beam_size: int = EvalConfig.beam_size,
     batch_size: int = EvalConfig.batch_size,
     device: str | torch.device | None = None,
-    length_penalty: float = EvalConfig.length_penalty,
+    length_penalty: float | None = EvalConfig.length_penalty,
     out_dir: str | os.PathLike[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
     audio_loader: AudioLoader | None = None,
