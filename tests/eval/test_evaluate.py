@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 import soundfile as sf
+import torch
 from typer.testing import CliRunner
 
 from padless.cli import app
@@ -32,6 +33,7 @@ def test_evaluate_examples(
 ):
     examples = utterances.examples
     random_model.train()  # as during training: evaluation must not leave it in eval mode
+    rng = torch.get_rng_state()
     batches: list[int] = []
     result = evaluate_examples(
         random_model,
@@ -44,6 +46,9 @@ def test_evaluate_examples(
         on_batch=batches.append,
     )
     assert random_model.training
+    # no random numbers drawn (eval mode: no dropout, dither or SpecAugment), so validation
+    # inside training leaves an exact resume exact
+    assert torch.equal(torch.get_rng_state(), rng)
     assert sum(batches) == len(examples) and max(batches) <= 3
 
     asr = {ex.source_lang for ex in examples if ex.task == "asr"}
