@@ -196,6 +196,11 @@ def test_cli_evaluate(checkpoint_and_manifest: tuple[Path, Path], tmp_path: Path
         (["{checkpoint}", "{bad}"], ":2: bad JSON"),
         (["{checkpoint}", "{no_text}"], "text"),
         (["{checkpoint}", "{klingon}"], "tlh"),
+        pytest.param(
+            ["{checkpoint}", "{manifest}", "--device", "cuda"],
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available"),
+        ),
     ],
 )
 def test_cli_bad_input(
