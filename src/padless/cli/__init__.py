@@ -10,6 +10,7 @@ Each area registers its commands from its own module, so a command is found by n
 - model.py        model info, transcribe, bench-rtfx
 - oomptimizer.py  oomptimize
 - train.py        train
+- eval.py         evaluate, plot-run
 
 Heavy imports (torch, numpy) happen inside the command functions so ``padless --help`` is fast.
 """
@@ -31,7 +32,16 @@ app = typer.Typer(
 )
 
 # Modules that define `register(app)`; each adds its commands to the root app.
-_COMMAND_MODULES = ("data", "tokenizer", "corpus", "sampling", "model", "oomptimizer", "train")
+_COMMAND_MODULES = (
+    "data",
+    "tokenizer",
+    "corpus",
+    "sampling",
+    "model",
+    "oomptimizer",
+    "train",
+    "eval",
+)
 
 
 def _register_all() -> None:
