@@ -57,6 +57,9 @@ def test_one_process_loss_falls_and_writes_the_run(corpus: Corpus, tmp_path: Pat
     assert loaded.tokenizer().vocab_size == loaded.config.vocab_size
     dev = read_jsonl(run / "validation.jsonl")
     assert [d["step"] for d in dev] == [12, 24] and dev[1]["dev_loss"] < dev[0]["dev_loss"]
+    # WER and BLEU from decoding the dev set (padless.eval), hypotheses kept beside the scores.
+    assert all(d["wer_avg"] is not None and d["wer_avg"] >= 0 for d in dev)
+    assert (run / "validation" / "step-00000024" / "hypotheses.jsonl").exists()
     assert (run / "best.pt").exists()
 
 
@@ -92,7 +95,13 @@ def test_resume_after_sigterm_repeats_the_uninterrupted_run_exactly(
 ) -> None:
     steps = 10
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    extra = [f"train.max_steps={steps}", "data.num_workers=1"]
+    # Validation in between (sharded dev loss and decoding) must not disturb anything either.
+    extra = [
+        f"train.max_steps={steps}",
+        "data.num_workers=1",
+        f"data.dev={corpus.dev}",
+        "validation.every_steps=4",
+    ]
     wait_all(launch(base_overrides(corpus, whole) + extra, whole))
 
     procs = launch(base_overrides(corpus, stopped) + extra, stopped)
@@ -107,12 +116,42 @@ def test_resume_after_sigterm_repeats_the_uninterrupted_run_exactly(
 
     results = wait_all(launch(base_overrides(corpus, stopped) + extra, stopped, resume="auto"))
     assert [code for code, _ in results] == [0, 0], results
+    assert_same_steps(whole, stopped, range(1, steps + 1))
+    assert read_jsonl(whole / "validation.jsonl") == read_jsonl(stopped / "validation.jsonl")
+
+
+def assert_same_steps(a_run: Path, b_run: Path, steps: range) -> None:
+    """Per step and rank: the same examples, bucket and loss (bitwise: the floats are written
+    with all their digits)."""
     for name in ("metrics.jsonl", "dump.jsonl"):
-        a = by_step_rank(read_jsonl(whole / name))
-        b = by_step_rank(read_jsonl(stopped / name))
-        assert sorted(a) == sorted(b) == [(s, r) for s in range(1, steps + 1) for r in (0, 1)]
-        for key in a:
-            if name == "dump.jsonl":
-                assert a[key] == b[key], key
-            else:  # bitwise: the floats are written with all their digits
-                assert (a[key]["loss"], a[key]["bucket"]) == (b[key]["loss"], b[key]["bucket"]), key
+        a = by_step_rank(read_jsonl(a_run / name))
+        b = by_step_rank(read_jsonl(b_run / name))
+        keys = [(s, r) for s in steps for r in (0, 1)]
+        assert [k for k in sorted(b) if k[0] in steps] == keys
+        for key in keys:
+            fields = ("ids", "bucket") if name == "dump.jsonl" else ("loss", "bucket", "lr")
+            assert [a[key][f] for f in fields] == [b[key][f] for f in fields], (name, key)
+
+
+def test_resume_at_an_epoch_end_from_another_runs_checkpoint(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    extra = [
+        "train.max_steps=12",
+        "sampler.infinite=false",  # epochs end, with the DataLoader prefetching across them
+        "data.num_workers=1",
+        "checkpoint.every_steps=1",
+        "checkpoint.keep_last=100",
+    ]
+    results = wait_all(launch([*base_overrides(corpus, first), *extra], first))
+    assert [code for code, _ in results] == [0, 0], results
+    rows = read_jsonl(first / "metrics.jsonl")
+    epoch_end = max(r["step"] for r in rows if r["epoch"] == 0)
+    assert epoch_end < 12
+    checkpoint = first / "checkpoints" / f"step-{epoch_end:08d}.pt"
+    results = wait_all(
+        launch([*base_overrides(corpus, second), *extra], second, resume=str(checkpoint))
+    )
+    assert [code for code, _ in results] == [0, 0], results
+    assert_same_steps(first, second, range(epoch_end + 1, 13))

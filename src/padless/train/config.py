@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from padless.eval.config import EvalConfig
 from padless.sampling.config import PlanConfig, SamplerConfig
 from padless.sampling.filters import FilterConfig
 
@@ -191,9 +192,10 @@ class CheckpointConfig:
     keep_last: int = 3
     #: Also keep best.pt, the checkpoint with the best validation metric.
     keep_best: bool = True
-    #: The validation metric that decides "best": dev_loss and wer are lower-better,
-    #: bleu higher-better.
-    best_metric: Literal["dev_loss", "wer", "bleu"] = "dev_loss"
+    #: The validation metric that decides "best" (a key of RUN/validation.jsonl): dev_loss
+    #: and wer_avg are lower-better, bleu_avg higher-better. The averages are over languages
+    #: (directions) and need ``validation.decode``.
+    best_metric: Literal["dev_loss", "wer_avg", "bleu_avg"] = "dev_loss"
 
 
 @dataclass(frozen=True)
@@ -219,12 +221,13 @@ class ValidationConfig:
 
     #: Validate every this many optimizer steps (0: never; also skipped without data.dev).
     every_steps: int = 0
-    #: Dev examples per batch.
+    #: Dev examples per batch of the dev loss.
     batch_size: int = 16
     #: Use only the first this many dev examples (None: all).
     max_examples: int | None = None
-    #: Beam size for WER/BLEU decoding (when padless.eval is available).
-    beam_size: int = 1
+    #: Also decode the dev set for WER (per ASR language) and BLEU (per AST direction), each
+    #: rank its share, scored on rank 0 (`padless.eval`); null: dev loss only.
+    decode: EvalConfig | None = field(default_factory=EvalConfig)
 
 
 @dataclass(frozen=True)

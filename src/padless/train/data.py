@@ -110,13 +110,21 @@ def build_policy(batch: BatchConfig, plan: BucketPlan) -> BatchPolicy:
 
 
 def estimate_or_load_plan(
-    config: TrainingConfig, run_dir: Path, lengths: ExampleLengths, is_main: bool
+    config: TrainingConfig,
+    run_dir: Path,
+    lengths: ExampleLengths,
+    is_main: bool,
+    resume_from: Path | None = None,
 ) -> Callable[[], BucketPlan]:
     """Write RUN/plan.json on rank 0 if it is not there yet; returns a loader for every rank
-    (call it after a barrier). A resumed run reads the plan it started with."""
+    (call it after a barrier). A resumed run reads the plan it started with, also when it
+    continues another run's checkpoint (RUN/checkpoints/step-N.pt: that run's plan.json)."""
     target = run_dir / "plan.json"
     if is_main and not target.exists():
-        if config.data.plan is not None:
+        origin = resume_from.parent.parent / "plan.json" if resume_from is not None else None
+        if origin is not None and origin.exists():
+            BucketPlan.load(origin).save(target)
+        elif config.data.plan is not None:
             BucketPlan.load(config.data.plan).save(target)
         else:
             from padless.data.stream import ExampleStream

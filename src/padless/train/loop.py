@@ -283,7 +283,7 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
     if ranks.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_config(cfg, run_dir / "config.yaml")
-    load_plan = train_data.estimate_or_load_plan(cfg, run_dir, lengths, ranks.is_main)
+    load_plan = train_data.estimate_or_load_plan(cfg, run_dir, lengths, ranks.is_main, resume_from)
     metrics_path = run_dir / "metrics.jsonl"
     dump_path = Path(cfg.debug.dump_batches) if cfg.debug.dump_batches else None
     saved: dict[str, Any] | None = None
@@ -567,48 +567,84 @@ def _validate(
     metrics: MetricsLog,
     autocast: torch.autocast,
 ) -> None:
-    """Dev loss (per target token), each rank on its share of the examples, summed over
-    ranks; keeps best.pt when it improves."""
-    dataset = SpeechDataset(tokenizer, SpeechDatasetConfig(include_targets=True))
+    """Dev loss (per target token) and, with ``validation.decode``, WER/BLEU: each rank works
+    on its share of the examples, rank 0 scores; RUN/validation.jsonl gets one line, and
+    best.pt the model when ``checkpoint.best_metric`` improves.
+
+    Eval mode draws no random numbers (no dropout, dither or SpecAugment; decoding is
+    deterministic), so the training RNG streams, and with them an exact resume, are untouched.
+    """
     mine = dev[ranks.rank :: ranks.world_size]
-    size = cfg.validation.batch_size
-    totals = torch.zeros(2, dtype=torch.float64, device=ranks.device)  # loss * tokens, tokens
-    model.eval()
-    # Eval mode draws no random numbers (no dropout, dither or SpecAugment), so the training
-    # RNG streams, and with them an exact resume, are untouched.
-    with torch.no_grad(), autocast:
-        for start in range(0, len(mine), size):
-            batch = dataset[mine[start : start + size]]
-            counted = int((batch.token_lens - batch.prompt_lens).sum())
-            if not model.config.loss.mask_prompt:
-                counted = int((batch.token_lens - 1).sum())
-            loss = model.loss(batch.to(ranks.device))
-            totals += torch.stack(
-                [
-                    loss.double() * counted,
-                    torch.tensor(float(counted), device=ranks.device, dtype=torch.float64),
-                ]
-            )
-    model.train()
-    if ranks.distributed:
-        dist.all_reduce(totals)
-    dev_loss = float(totals[0] / totals[1].clamp(min=1))  # host sync
-    result = {"step": progress.step, "dev_loss": dev_loss, "examples": len(dev)}
+    result: dict[str, Any] = {"step": progress.step, "examples": len(dev)}
+    result["dev_loss"] = _dev_loss(cfg, ranks, model, tokenizer, mine, autocast)
+    if cfg.validation.decode is not None:
+        from padless.eval.evaluate import decode_hypotheses, score_hypotheses
+
+        with autocast:
+            hyps = decode_hypotheses(model, tokenizer, mine, config=cfg.validation.decode)
+        gathered = ranks.all_gather(hyps)  # host objects over gloo
+        scores = None
+        if ranks.is_main:
+            scored = score_hypotheses([h for part in gathered for h in part])
+            scored.save(run_dir / "validation" / f"step-{progress.step:08d}")
+            scores = {"wer_avg": scored.wer_avg, "bleu_avg": scored.bleu_avg}
+            scores |= {f"wer_{k}": v for k, v in scored.wer.items()}
+            scores |= {f"bleu_{k}": v for k, v in scored.bleu.items()}
+        result |= ranks.all_gather(scores)[0]  # every rank keeps the same best
     if ranks.is_main:
         append_lines(run_dir / "validation.jsonl", [result])
-        metrics.scalar("dev/loss", dev_loss, progress.step)
-        log.info("step %d: dev loss %.4f", progress.step, dev_loss)
+        for key in ("dev_loss", "wer_avg", "bleu_avg"):
+            if result.get(key) is not None:
+                metrics.scalar(f"dev/{key}", result[key], progress.step)
+        shown = ", ".join(
+            f"{k} {result[k]:.4g}"
+            for k in ("dev_loss", "wer_avg", "bleu_avg")
+            if result.get(k) is not None
+        )
+        log.info("step %d: %s", progress.step, shown)
     metric = cfg.checkpoint.best_metric
     value = result.get(metric)
     if value is None or not cfg.checkpoint.keep_best:
         return
-    higher = metric == "bleu"
+    higher = metric == "bleu_avg"
     best = progress.best
     if best is None or (value > best["value"] if higher else value < best["value"]):
         progress.best = {"metric": metric, "value": value, "step": progress.step}
         if ranks.is_main:
             extra = {"best": progress.best}
             save_checkpoint(run_dir / ckpt.BEST, model, tokenizer=cfg.data.tokenizer, extra=extra)
+
+
+def _dev_loss(
+    cfg: TrainingConfig,
+    ranks: Ranks,
+    model: AEDModel,
+    tokenizer: CanaryTokenizer,
+    mine: list[Example],
+    autocast: torch.autocast,
+) -> float:
+    """Mean cross-entropy per target token over every rank's share (summed over ranks)."""
+    dataset = SpeechDataset(tokenizer, SpeechDatasetConfig(include_targets=True))
+    size = cfg.validation.batch_size
+    totals = torch.zeros(2, dtype=torch.float64, device=ranks.device)  # loss * tokens, tokens
+    model.eval()
+    with torch.no_grad(), autocast:
+        for start in range(0, len(mine), size):
+            batch = dataset[mine[start : start + size]]
+            # The tokens the loss averages over (see AEDModel.loss), counted on the host.
+            first = (
+                batch.prompt_lens
+                if model.config.loss.mask_prompt
+                else torch.ones_like(batch.prompt_lens)
+            )
+            counted = float((batch.token_lens - first).sum())
+            loss = model.loss(batch.to(ranks.device)).double()
+            totals[0] += loss * counted
+            totals[1] += counted
+    model.train()
+    if ranks.distributed:
+        dist.all_reduce(totals)
+    return float(totals[0] / totals[1].clamp(min=1))  # host sync
 
 
 def run(
