@@ -155,3 +155,14 @@ def test_resume_at_an_epoch_end_from_another_runs_checkpoint(
     )
     assert [code for code, _ in results] == [0, 0], results
     assert_same_steps(first, second, range(epoch_end + 1, 13))
+
+
+def test_max_time_stops_with_a_checkpoint_that_resumes(corpus: Corpus, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    overrides = [*base_overrides(corpus, run), "train.max_steps=6"]
+    config = load_training_config(EMPTY_CONFIG, [*overrides, "train.max_time=0"])
+    assert train(config, run).step == 0  # the time was up before the first step
+    saved = load_checkpoint(run / "checkpoints" / "step-00000000.pt")
+    assert saved.extra["train"]["reason"] == "max_time"
+    assert train(load_training_config(EMPTY_CONFIG, overrides), run).step == 6
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")] == list(range(1, 7))

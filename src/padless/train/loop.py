@@ -435,11 +435,11 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
                 append_lines(dump_path, [line | {"ids": ids}])
             if progress.step % cfg.logging.interval == 0:
                 _flush(metrics, progress, cfg)
+            if dev and progress.step % cfg.validation.every_steps == 0:  # before a checkpoint
+                _validate(cfg, run_dir, ranks, model, tokenizer, dev, progress, metrics, autocast)
             every = cfg.checkpoint.every_steps
             if every and progress.step % every == 0 and progress.step < cfg.train.max_steps:
-                checkpoint("interval")
-            if dev and progress.step % cfg.validation.every_steps == 0:
-                _validate(cfg, run_dir, ranks, model, tokenizer, dev, progress, metrics, autocast)
+                checkpoint("interval")  # holds the best metric up to this step's validation
         checkpoint("end")
         return progress
     finally:
