@@ -266,12 +266,15 @@ class TrainingConfig:
             raise ValueError("data.tokenizer: required (a tokenizer folder)")
         if isinstance(self.batch, TableBatches) and not self.batch.path:
             raise ValueError("batch.path: required with batch.kind: table")
+        # Batches the sampler may have yielded beyond those consumed at a checkpoint: the
+        # DataLoader's outstanding ones plus a step's micro-batches fetched before a stop.
         lookback = self.sampler.resume_lookback
-        prefetch = max(self.data.num_workers, 1) * self.data.prefetch_factor + 1
-        if lookback < prefetch:
+        workers = self.data.num_workers
+        ahead = (workers * self.data.prefetch_factor if workers else 0) + self.train.accumulate
+        if lookback < ahead:
             raise ValueError(
-                f"sampler.resume_lookback={lookback} is below the DataLoader's prefetch "
-                f"({prefetch} batches): checkpoints could not rewind to the consumed batch"
+                f"sampler.resume_lookback={lookback} is below the {ahead} batches the loop may "
+                "have fetched ahead: checkpoints could not rewind to the consumed batch"
             )
 
 

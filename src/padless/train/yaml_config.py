@@ -74,8 +74,11 @@ def load_config(
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: the top level must be a mapping of sections")
     from_cli: set[str] = set()
-    for text in overrides:
-        key, value = parse_override(text)
+    parsed = [parse_override(text) for text in overrides]
+    # A new kind clears its section (see `_set_dotted`): apply kinds first so the section's
+    # other overrides survive whatever order they were given in.
+    parsed.sort(key=lambda kv: kv[0].rsplit(".", 1)[-1] != KIND)
+    for key, value in parsed:
         _set_dotted(data, key, value)
         from_cli.add(key)
     return from_data(cls, data, source=source, namespace=namespace, from_cli=from_cli)

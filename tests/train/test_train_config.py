@@ -64,8 +64,11 @@ def test_nested_unions_lists_and_overrides(tmp_path: Path) -> None:
     assert trip.legs == [Leg("a", Ride("bus", (1, 2))), Leg("b", Walk(), "slow")]
     assert trip.start == Leg("s", Walk(0.3))  # YAML 1.1 reads 3e-1 as a string: still a float
     assert (trip.budget, trip.window) == (2.5, (1.0, 2.0))
-    # Another kind starts that section afresh from the new class's defaults.
+    # Another kind starts that section afresh from the new class's defaults; the section's
+    # other overrides apply to the new kind, in whatever order they come.
     assert load_config(Trip, path, ["start.way.kind=ride"]).start.way == Ride()
+    ride = load_config(Trip, path, ["start.way.vehicle=bus", "start.way.kind=ride"])
+    assert ride.start.way == Ride("bus")
     # What dump_config writes loads back to the same tree.
     again = write(tmp_path, dump_config(trip))
     assert load_config(Trip, again) == trip
