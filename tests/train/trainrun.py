@@ -84,7 +84,12 @@ def launch(
             cmd += ["--resume", resume]
         procs.append(
             subprocess.Popen(
-                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # a process group per rank, as torchrun starts them
             )
         )
     return procs

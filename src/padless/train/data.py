@@ -11,6 +11,7 @@ batch (never the whole batch, so every rank still takes the step) and reported i
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -178,11 +179,20 @@ def build_loader(
         num_workers=workers,
         prefetch_factor=config.data.prefetch_factor if workers else None,
         persistent_workers=workers > 0,  # epochs of a finite sampler reuse the workers
+        worker_init_fn=_ignore_stop_signals,
         pin_memory=pin_memory,
         # Its own generator: each new iterator draws a worker seed from it, which would
         # otherwise come from the global RNG and shift the dropout draws of a resumed run.
         generator=torch.Generator().manual_seed(config.train.seed),
     )
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """torchrun (like SLURM) sends SIGTERM to the whole process group. The training process
+    answers it with a checkpoint and a clean stop, ending its workers itself; a worker killed
+    first would make the DataLoader raise in the middle of that step instead."""
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def dev_examples(config: TrainingConfig, lengths: ExampleLengths) -> list[Example]:
