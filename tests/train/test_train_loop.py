@@ -40,6 +40,8 @@ def test_one_process_loss_falls_and_writes_the_run(corpus: Corpus, tmp_path: Pat
         "data.num_workers=1",  # the audio is read in a DataLoader worker
     ]
     config = load_training_config(EMPTY_CONFIG, overrides)
+    run.mkdir()  # an earlier start that crashed before its first checkpoint left a log
+    (run / "metrics.jsonl").write_text('{"step": 3, "rank": 0, "loss": 1.0}\n')
     progress = train(config, run)
     assert progress.step == 24
     rows = read_jsonl(run / "metrics.jsonl")

@@ -289,11 +289,13 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
     saved: dict[str, Any] | None = None
     if resume_from is not None:
         saved = torch.load(resume_from, map_location="cpu", mmap=True, weights_only=True)
-        saved_step = int(saved["extra"]["train"]["step"])
-        if ranks.is_main:  # the steps after the checkpoint are logged again
-            truncate_after(metrics_path, saved_step)
-            if dump_path is not None:
-                truncate_after(dump_path, saved_step)
+    if ranks.is_main:
+        # Logs keep the steps up to the checkpoint (the later ones are logged again), or
+        # nothing from an earlier start in this folder that never reached a checkpoint.
+        last = int(saved["extra"]["train"]["step"]) if saved is not None else 0
+        for log_file in (metrics_path, run_dir / "validation.jsonl", dump_path):
+            if log_file is not None:
+                truncate_after(log_file, last)
     ranks.barrier()
     plan = load_plan()
 
