@@ -69,6 +69,9 @@ def test_nested_unions_lists_and_overrides(tmp_path: Path) -> None:
     assert load_config(Trip, path, ["start.way.kind=ride"]).start.way == Ride()
     ride = load_config(Trip, path, ["start.way.vehicle=bus", "start.way.kind=ride"])
     assert ride.start.way == Ride("bus")
+    assert load_config(Trip, path, ["start.way=ride"]).start.way == Ride()  # just the kind
+    short = write(tmp_path, "start: {name: s, way: ride}")
+    assert load_config(Trip, short, ["start.way.stops=[3]"]).start.way == Ride(stops=(3,))
     # What dump_config writes loads back to the same tree.
     again = write(tmp_path, dump_config(trip))
     assert load_config(Trip, again) == trip

@@ -13,6 +13,7 @@ dataclasses that each name themselves with a class attribute ``kind: ClassVar[st
 mapping of such a field says which one with a ``kind`` key::
 
     batch: {kind: fixed, batch_size: 32}        # -> FixedBatches(batch_size=32)
+    batch: fixed                                # -> FixedBatches() (just the kind)
 
 Overrides are ``dotted.key=value`` with the value parsed as YAML (``3e-4``, ``null``, ``[a, b]``).
 Overriding a strategy's ``kind`` starts that section afresh from the new class's defaults (the
@@ -152,6 +153,8 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node = data
     for i, part in enumerate(parents):
         child = node.get(part)
+        if isinstance(child, str):  # a strategy given by its kind alone
+            child = node[part] = {KIND: child}
         if not isinstance(child, dict):
             if child is not None:
                 where = ".".join(parents[: i + 1])
@@ -273,6 +276,8 @@ class _Builder:
         members = [m for m in members if m is not type(None)]
         kinds = _strategy_kinds(members)
         if kinds is not None:
+            if isinstance(value, str):  # just the kind: that class with its defaults
+                value = {KIND: value}
             if not isinstance(value, Mapping) or KIND not in value:
                 raise self.error(key, f"expected a mapping with {KIND}: one of {list(kinds)}")
             cls = kinds.get(value[KIND])
