@@ -35,6 +35,10 @@ What a step does, in order:
 
 Host syncs on GPU: the metrics flush, a checkpoint and a validation; nothing else per step
 (batch statistics come from host-side lengths; the skip decision stays on the device).
+
+Exact resume rests on the sampler's own state taken at the consumed step count (the batches
+the DataLoader prefetched are rewound), not on torchdata's ``StatefulDataLoader``: the dataset
+is stateless, so the sampler state is all there is to restore (docs/training.md).
 """
 
 from __future__ import annotations
