@@ -26,6 +26,7 @@ from padless.data.corpus.config import CorpusConfig
 from padless.data.shards import ShardWriterConfig
 from padless.data.stream import StreamConfig
 from padless.data.tokenizer import TokenizerTrainConfig
+from padless.eval.config import EvalConfig
 from padless.infer.options import DecodingOptions, RtfxConfig
 from padless.infer.rtfx import build_timing_model
 from padless.infer.transcribe import transcribe
@@ -200,6 +201,23 @@ OPTIONS: dict[str, dict[str, Field | Param | Kind | Own]] = {
         "as_json": Own("output format", False),
     },
     "model info": {"as_json": Own("output format", False)},
+    "train": {
+        "run_dir": REQUIRED,
+        "resume": Own("None: the config's resume setting", None),
+    },
+    "evaluate": {
+        "beam": Field(EvalConfig, "beam_size"),
+        "batch_size": Field(EvalConfig, "batch_size"),
+        "length_penalty": Field(EvalConfig, "length_penalty"),
+        "compare": Own("second checkpoint", None),
+        "device": Own("where the checkpoint is loaded", "cpu"),
+        "out": Own("None: print only", None),
+        "as_json": Own("output format", False),
+    },
+    "plot-run": {
+        "out": Own("None: RUN/plots", None),
+        "as_json": Own("output format", False),
+    },
     "transcribe": {
         "source_lang": Own("None: each example's own", None),
         "target_lang": Own("None: each example's own", None),

@@ -65,6 +65,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         ],
     }
     (root / "table-no-size.json").write_text(json.dumps(table))
+    (root / "bad-config.yaml").write_text("train: [unclosed\n")
+    (root / "train-config.yaml").write_text(f"data:\n  train: {root / 'missing.jsonl'}\n")
     # Every example outside the plan's filters.
     short = root / "short.jsonl"
     short.write_bytes(
@@ -206,6 +208,16 @@ CASES: list[tuple[str, list[str], str]] = [
         ],
         "no-such-preset",
     ),
+    # training, evaluation, run reports
+    ("train", ["{missing}", "--run-dir", "{root}/run"], "missing.jsonl"),
+    ("train", ["{bad-config}", "--run-dir", "{root}/run"], "bad-config.yaml"),
+    ("train", ["{train-config}", "train.max_stepz=3", "--run-dir", "{root}/run"], "max_stepz"),
+    ("train", ["{train-config}", "--run-dir", "{root}/run"], "data.tokenizer: required"),
+    ("evaluate", ["{missing}", "{good}"], "missing.jsonl"),
+    ("evaluate", ["{not-json}", "{good}"], "not-json.json"),
+    ("evaluate", ["{not-json}", "{good}", "--beam", "0"], "--beam"),
+    ("plot-run", ["{folder}"], "metrics.jsonl"),
+    ("plot-run", ["{missing}"], "missing.jsonl"),
     # corpus
     ("corpus synth", ["--out", "{root}/c", "--hours", "-1"], "--hours"),
     ("corpus synth", ["--out", "{root}/c", "--shard-size", "0"], "--shard-size"),

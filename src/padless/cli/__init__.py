@@ -9,6 +9,8 @@ Each area registers its commands from its own module, so a command is found by n
 - sampling.py     plan, bench-sampler
 - model.py        model info, transcribe, bench-rtfx
 - oomptimizer.py  oomptimize
+- train.py        train
+- eval.py         evaluate, plot-run
 - options.py      which options the user gave (`given`), field defaults (`default_of`)
 
 Option defaults, and the choices of options whose config field is a `Literal`, are read from
@@ -36,7 +38,16 @@ app = typer.Typer(
 )
 
 # Modules that define `register(app)`; each adds its commands to the root app.
-_COMMAND_MODULES = ("data", "tokenizer", "corpus", "sampling", "model", "oomptimizer")
+_COMMAND_MODULES = (
+    "data",
+    "tokenizer",
+    "corpus",
+    "sampling",
+    "model",
+    "oomptimizer",
+    "train",
+    "eval",
+)
 
 
 def _register_all() -> None:
