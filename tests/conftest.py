@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Session fixtures shared by several test folders (utterances, tokenizer, small trained models).
+pytest_plugins = ["helpers.speech"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real corpus metadata lives beside the checkout (never copied into it); tests that use it skip
 # on a fresh clone without it. PADLESS_REAL_DATA overrides the location.

@@ -1,15 +1,9 @@
-"""Evaluation fixtures: the inference tests' corpus utterances and corpus-trained tokenizer
-(loaded from tests/infer/conftest.py, not copied), and a random-weight tiny-preset model.
-
-The test folders are not packages, so the infer conftest is imported by path; its session
-fixtures then run once per test process for these tests.
-"""
+"""Evaluation fixtures: the corpus utterances and corpus-trained tokenizer of `helpers.speech`,
+a random-weight tiny-preset model, and a realistic training-run metrics writer."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,23 +12,6 @@ import torch
 
 from padless.data.tokenizer import CanaryTokenizer
 from padless.model import PRESETS, AEDModel
-
-
-def _load_infer_fixtures():  # type: ignore[no-untyped-def]
-    path = Path(__file__).parents[1] / "infer" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("padless_tests_infer_fixtures", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-_infer = _load_infer_fixtures()
-utterances = _infer.utterances
-tokenizer = _infer.tokenizer
-partly_trained = _infer.partly_trained
-Utterances = _infer.Utterances
 
 
 @pytest.fixture(scope="session")

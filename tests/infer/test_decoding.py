@@ -1,6 +1,6 @@
 """Batched greedy and beam search over the KV cache and the NeMo-like recompute reference.
 
-The model is the small one trained for a few steps on short corpus utterances (see conftest):
+The model is the small one trained for a few steps on short corpus utterances (`helpers.speech`):
 its outputs vary, stop at EOS at different steps and are partly wrong, which exercises search,
 per-row stopping and batch compaction. Rows mix languages and ASR/AST prompts.
 """
