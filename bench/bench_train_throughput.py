@@ -1,0 +1,223 @@
+"""Training throughput of the optimized scheme against the paper's baseline, on the demo corpus.
+
+- optimized: a 2D plan (duration x tokens) with the TPS filter, and the batch size of every
+  bucket searched by the simulated probe for a memory budget (``padless oomptimize``);
+- baseline: random fixed-size batches from one bucket (configs/fixed-batch.yaml), the batch
+  size being the largest that fits the same budget for the longest utterance (the same search
+  on a one-bucket plan), as a fixed batch size must.
+
+Both train the same model from the same seed for the same wall time, one after the other, with
+``padless train`` (the config's model, optimizer and schedule; validation off). Reported: audio
+seconds per wall second and per CPU second of the training process (CPU time is the robust
+figure on a shared machine), padding, mean batch size, training loss at equal wall time and the
+dev loss of each run's last checkpoint; `padless plot-run` overlays the two runs.
+
+    python bench/bench_train_throughput.py [--corpus data/demo] [--minutes 4] \\
+        [--memory-budget 512MiB] [--num-buckets 8]
+
+Needs a corpus with a tokenizer (``padless demo --out data/demo`` or ``padless corpus synth`` +
+``padless tokenizer train``). Writes bench/results/<date>-train-throughput.{md,json} and the
+overlay plots <date>-train-throughput-{loss,throughput,padding}.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from padless.data.dataset import SpeechDataset
+from padless.data.stream import read_manifest
+from padless.eval.plot_run import plot_runs
+from padless.model import load_checkpoint
+from record import REPO, command, environment, record_path, write_json_record, write_record
+
+PADLESS = [sys.executable, "-m", "padless"]
+
+
+def cli(*args: str) -> str:
+    """Run a padless command; return its standard output."""
+    done = subprocess.run([*PADLESS, *args], cwd=REPO, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def search(corpus: Path, out: Path, args: argparse.Namespace, buckets: int, subs: int) -> Path:
+    """A plan (TPS filter only with more than one bucket) and its searched batch-size table."""
+    out.mkdir(parents=True, exist_ok=True)
+    plan = out / "plan.json"
+    flags = ["--num-buckets", str(buckets), "--num-subbuckets", str(subs)]
+    flags += ["--max-duration", str(args.max_duration)]
+    if buckets > 1:
+        flags += ["--tps-max", str(args.tps_max)]
+    cli(
+        "plan", str(corpus / "train.jsonl"), "--tokenizer", str(corpus / "tokenizer"),
+        *flags, "--out", str(plan),
+    )  # fmt: skip
+    table = out / "table.json"
+    cli(
+        "oomptimize", "--model", args.preset, "--plan", str(plan), "--probe", "simulate",
+        "--memory-budget", args.memory_budget, "--dtype", "fp32", "--out", str(table),
+    )  # fmt: skip
+    return plan
+
+
+def train(
+    config: str, corpus: Path, run: Path, overrides: list[str], args: argparse.Namespace
+) -> dict[str, float]:
+    """``padless train`` for ``args.minutes`` of wall time; its wall and CPU seconds."""
+    if run.exists():
+        shutil.rmtree(run)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    cli(
+        "train", config, f"data.train={corpus / 'train.jsonl'}", "data.dev=null",
+        f"data.tokenizer={corpus / 'tokenizer'}", f"model.init={args.preset}",
+        "train.max_steps=1000000", f"train.max_time={args.minutes * 60}",
+        f"train.threads={args.threads}", "data.num_workers=1", "validation.every_steps=0",
+        "checkpoint.every_steps=0", "logging.progress=false", "logging.tensorboard=false",
+        *overrides, "--run-dir", str(run),
+    )  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"process_wall_s": time.perf_counter() - started, "process_cpu_s": cpu}
+
+
+def dev_loss(run: Path, corpus: Path, batch: int = 16) -> float:
+    """Mean per-token loss of the run's last checkpoint on the dev split (eval mode)."""
+    last = sorted((run / "checkpoints").glob("step-*.pt"))[-1]
+    ckpt = load_checkpoint(last)
+    model = ckpt.model.eval()
+    dataset = SpeechDataset(ckpt.tokenizer())
+    examples = sorted(read_manifest(str(corpus / "dev.jsonl")), key=lambda e: e.duration)
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(examples), batch):
+            b = dataset[examples[i : i + batch]]
+            n = int((b.token_lens - b.prompt_lens).sum())  # predicted text tokens + EOS
+            total += float(model.loss(b)) * n
+            tokens += n
+    return total / tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=REPO / "data" / "demo")
+    parser.add_argument("--minutes", type=float, default=4.0, help="wall time of each run")
+    parser.add_argument("--memory-budget", default="512MiB")
+    parser.add_argument("--preset", default="tiny-canary-1b-flash")
+    parser.add_argument("--num-buckets", type=int, default=8)
+    parser.add_argument("--num-subbuckets", type=int, default=2)
+    parser.add_argument("--tps-max", type=float, default=25.0)
+    parser.add_argument("--max-duration", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench-throughput")
+    args = parser.parse_args()
+    load_before = list(map(float, Path("/proc/loadavg").read_text().split()[:3]))
+
+    opt_plan = search(
+        args.corpus, args.work / "optimized", args, args.num_buckets, args.num_subbuckets
+    )
+    base_plan = search(args.corpus, args.work / "baseline", args, 1, 1)
+    base_batch = json.loads((args.work / "baseline" / "table.json").read_text())["buckets"][0][
+        "batch_size"
+    ]
+    runs: dict[str, Path] = {"optimized": args.work / "optimized" / "run"}
+    runs["baseline"] = args.work / "baseline" / "run"
+    cost = {
+        "optimized": train(
+            "configs/demo-tiny.yaml", args.corpus, runs["optimized"],
+            [f"data.plan={opt_plan}", "batch={kind: table, path: "
+             f"{args.work / 'optimized' / 'table.json'}}}"], args,
+        ),
+        "baseline": train(
+            "configs/fixed-batch.yaml", args.corpus, runs["baseline"],
+            [f"data.plan={base_plan}", f"batch={{kind: fixed, batch_size: {base_batch}}}"], args,
+        ),
+    }  # fmt: skip
+    plots = args.work / "plots"
+    _, summaries = plot_runs([runs["optimized"], runs["baseline"]], plots)
+    results: dict[str, Any] = {}
+    for name, summary in zip(runs, summaries, strict=True):
+        audio_s = summary["audio_h"] * 3600
+        results[name] = {
+            **summary,
+            **cost[name],
+            "audio_s_per_cpu_s": audio_s / cost[name]["process_cpu_s"],
+            "mean_batch_size": _mean_batch(runs[name]),
+            "dev_loss": dev_loss(runs[name], args.corpus),
+        }
+    opt, base = results["optimized"], results["baseline"]
+    ratio_wall = opt["audio_s_per_s"] / base["audio_s_per_s"]
+    ratio_cpu = opt["audio_s_per_cpu_s"] / base["audio_s_per_cpu_s"]
+    config = {
+        "corpus": str(args.corpus),
+        "minutes": args.minutes,
+        "memory_budget": args.memory_budget,
+        "preset": args.preset,
+        "plan": f"{args.num_buckets}x{args.num_subbuckets}, tps_max {args.tps_max}",
+        "max_duration": args.max_duration,
+        "baseline_batch_size": base_batch,
+        "threads": args.threads,
+    }
+    write_json_record(
+        "train-throughput",
+        {"command": command(), "config": config, "results": results,
+         "ratio_audio_per_wall_s": ratio_wall, "ratio_audio_per_cpu_s": ratio_cpu},
+    )  # fmt: skip
+    for stem in ("loss", "throughput", "padding"):
+        shutil.copy(plots / f"{stem}.png", record_path(f"train-throughput-{stem}", ".png"))
+
+    def row(label: str, key: str, fmt: str) -> str:
+        cells = ["-" if r[key] is None else fmt.format(r[key]) for r in (opt, base)]
+        return f"| {label} | {cells[0]} | {cells[1]} |"
+
+    lines = [
+        "# Training throughput: optimized sampling vs random fixed-size batches "
+        f"({args.minutes:g} min each)",
+        "",
+        f"`{command()}`",
+        "",
+        "Config: " + ", ".join(f"{k} {v}" for k, v in config.items()),
+        "",
+        "| | optimized (2D plan, TPS, searched table) | baseline (random, fixed size) |",
+        "|---|---|---|",
+        row("steps", "steps", "{:d}"),
+        row("mean batch size", "mean_batch_size", "{:.1f}"),
+        row("audio padding", "audio_padding", "{:.1%}"),
+        row("token padding", "token_padding", "{:.1%}"),
+        row("audio s per wall s", "audio_s_per_s", "{:.1f}"),
+        row("audio s per CPU s", "audio_s_per_cpu_s", "{:.1f}"),
+        row("train loss at equal wall time", "loss_at_common_wall", "{:.3f}"),
+        row("dev loss, last checkpoint", "dev_loss", "{:.3f}"),
+        "",
+        f"Ratio optimized / baseline: audio per wall second **x{ratio_wall:.2f}**, "
+        f"per CPU second **x{ratio_cpu:.2f}**.",
+        "",
+        f"Plots (plot-run overlay): `{today_name('loss')}`, `{today_name('throughput')}`, "
+        f"`{today_name('padding')}`.",
+        "",
+        environment("torch", "numpy", load_before=load_before),
+    ]
+    write_record("train-throughput", "\n".join(lines))
+
+
+def today_name(stem: str) -> str:
+    return record_path(f"train-throughput-{stem}", ".png").name
+
+
+def _mean_batch(run: Path) -> float:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if r.get("kind", "train") == "train"]
+    return sum(r["batch_size"] for r in steps) / len(steps)
+
+
+if __name__ == "__main__":
+    main()
