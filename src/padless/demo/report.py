@@ -109,7 +109,8 @@ def write_report(cfg: DemoConfig, r: dict[str, Any]) -> tuple[Path, Path]:
     lines = [
         "# padless demo report",
         "",
-        f"Folder `{cfg.out}`; recipe `{cfg.training_config}`, baseline `{cfg.baseline}`. "
+        f"Folder `{cfg.out}` (paths below are inside it); recipe `{cfg.training_config}`, "
+        f"baseline `{cfg.baseline}`. "
         "`report.json` holds the same numbers.",
         "",
         f"## {SECTIONS[0]}",

@@ -67,6 +67,8 @@ class DemoContext:
         """The stored data of step ``key`` if an earlier run had the same chained inputs and its
         ``outputs`` are all there; else None (the step runs, then `finish` stores its data)."""
         blob = orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS, default=str)
+        # The folder's own location is not an input: a moved or copied folder keeps its steps.
+        blob = blob.replace(str(self.out).encode(), b"OUT")
         self._inputs = hashlib.sha256(self.upstream.encode() + blob).hexdigest()
         stamp = self.path(STEPS_DIR, f"{key}.json")
         if not stamp.is_file() or not all(p.exists() for p in outputs):
@@ -178,7 +180,7 @@ def _tokenizer(ctx: DemoContext) -> Data:
         "vocab_size": tok.vocab_size,
         "languages": list(tok.languages),
         "summary": f"{ctx.config.vocab_per_lang} pieces x {len(tok.languages)} languages, "
-        f"vocabulary {tok.vocab_size} -> {out}",
+        f"vocabulary {tok.vocab_size} -> tokenizer/",
     }
 
 
@@ -226,7 +228,7 @@ def _plan(ctx: DemoContext) -> Data:
         "bound_audio_padding": bound.get("audio"),
         "bound_token_padding": bound.get("token"),
         "summary": f"{len(plan)} buckets ({plan.num_duration_bins} x {plan.num_subbuckets}, "
-        f"{plan.bins}) on {len(durations):,} examples -> {target}",
+        f"{plan.bins}) on {len(durations):,} examples -> {PLAN_FILE}",
     }
 
 
@@ -268,7 +270,7 @@ def _batch_sizes(ctx: DemoContext) -> Data:
         "batch_sizes": sizes,
         "used_for_training": _uses_table(ctx.recipe),
         "summary": f"batch sizes {min(sizes)}-{max(sizes)} per bucket for "
-        f"{ctx.config.memory_budget} (fp32, {config.model}) -> {target}",
+        f"{ctx.config.memory_budget} (fp32, {config.model}) -> {TABLE_FILE}",
     }
 
 
@@ -354,7 +356,7 @@ def _train(ctx: DemoContext) -> Data:
         "steps": progress.step,
         "max_steps": cfg.train.max_steps,
         "wall_s": wall,
-        "checkpoint": str(final),
+        "checkpoint": str(final.relative_to(ctx.out)),
         "loss_first": summary["loss_first"],
         "loss_last": summary["loss_last"],
         "audio_h": summary["audio_h"],
@@ -362,7 +364,8 @@ def _train(ctx: DemoContext) -> Data:
         "audio_padding": summary["audio_padding"],
         "token_padding": summary["token_padding"],
         "summary": f"{progress.step} steps in {wall:.0f} s, loss {summary['loss_first']:.2f} -> "
-        f"{summary['loss_last']:.2f}, {summary['audio_s_per_s']:.0f} audio-s per s -> {final}",
+        f"{summary['loss_last']:.2f}, {summary['audio_s_per_s']:.0f} audio-s per s -> "
+        f"{final.relative_to(ctx.out)}",
     }
 
 
@@ -387,7 +390,7 @@ def _evaluate(ctx: DemoContext) -> Data:
     out = ctx.path(EVAL_DIR)
     if (kept := ctx.reuse("evaluate", inputs, [out / "scores.json"])) is not None:
         return kept
-    model = load_checkpoint(ctx.results["train"]["checkpoint"]).model
+    model = load_checkpoint(ctx.path(ctx.results["train"]["checkpoint"])).model
     tokenizer = CanaryTokenizer.load(ctx.path("tokenizer"))
     examples = _test_examples(ctx, ctx.config.eval_examples)
     with ctx.bar("decoding the test split", total=len(examples)) as advance:
@@ -438,7 +441,7 @@ def _rtfx(ctx: DemoContext) -> Data:
     inputs = {"examples": ctx.config.rtfx_examples, "rtfx": dataclasses.asdict(config)}
     if (kept := ctx.reuse("rtfx", inputs, [])) is not None:
         return kept
-    model = load_checkpoint(ctx.results["train"]["checkpoint"]).model.eval()
+    model = load_checkpoint(ctx.path(ctx.results["train"]["checkpoint"])).model.eval()
     tokenizer = CanaryTokenizer.load(ctx.path("tokenizer"))
     examples = _test_examples(ctx, ctx.config.rtfx_examples)
     with ctx.bar("timing decoding", total=len(CACHE_MODES) * config.repeats) as advance:
