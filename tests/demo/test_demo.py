@@ -3,17 +3,20 @@ sane values, kept steps are not redone, and a rerun of the seeded stages gives t
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from padless.cli import app
 from padless.demo.config import REPORT_JSON, REPORT_MD, STEPS_DIR, DemoConfig
 from padless.demo.report import SECTIONS, TIMING_KEYS
+from padless.demo.steps import STEPS, DemoContext, load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "demo-tiny.yaml"
@@ -89,6 +92,24 @@ def test_report_has_every_section_plot_and_key(demo_dir: Path) -> None:
         "total",
     }
     assert all(t["seconds"] >= 0 for t in timings.values())
+
+
+def test_a_complete_corpus_is_kept_and_counted(demo_dir: Path, tmp_path: Path) -> None:
+    """A corpus made outside the demo (no step record, only its corpus.json) is not remade."""
+    out = tmp_path / "corpus"
+    shutil.copytree(demo_dir, out, ignore=shutil.ignore_patterns(STEPS_DIR))
+    before = (out / "train.jsonl").stat().st_mtime_ns
+    config = DemoConfig(out=out, training_config=RECIPE).quick_variant()
+    ctx = DemoContext(config, Console(file=io.StringIO()), load_recipe(RECIPE, out))
+    corpus = STEPS[0]
+    assert corpus.key == "corpus"
+    data = corpus.run(ctx)
+    assert ctx.kept and (out / "train.jsonl").stat().st_mtime_ns == before
+    first = json.loads((demo_dir / REPORT_JSON).read_text())["steps"]["corpus"]
+    assert data["splits"].keys() == first["splits"].keys()
+    for split, counts in first["splits"].items():
+        assert data["splits"][split]["utterances"] == counts["utterances"]
+        assert data["splits"][split]["seconds"] == pytest.approx(counts["seconds"])
 
 
 def test_rerun_keeps_steps_and_repeats_the_numbers(demo_dir: Path, tmp_path: Path) -> None:
