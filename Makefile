@@ -1,7 +1,8 @@
 # padless — the two commands of the README, and the checks behind them.
 #   make test   create .venv if missing, install padless with dev extras, lint (ruff, import
 #               layers), type-check, run the default suite
-#   make demo   synthesize the embedded corpus and print/plot its statistics
+#   make demo   the end-to-end demo: corpus, tokenizer, plan, batch sizes, training, evaluation,
+#               RTFx -> data/demo/report.md (padless demo; steps already done are kept)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import types
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import pytest
@@ -20,12 +19,12 @@ from typer.testing import CliRunner
 from padless.batchsize.config import OomptimizeConfig, SimulateConfig, StepConfig
 from padless.batchsize.search import SearchConfig
 from padless.cli import app
-from padless.cli.corpus import DEMO_VOCAB_PER_LANG
 from padless.cli.options import default_of
 from padless.data.corpus.config import CorpusConfig
 from padless.data.shards import ShardWriterConfig
 from padless.data.stream import StreamConfig
 from padless.data.tokenizer import TokenizerTrainConfig
+from padless.demo.config import DemoConfig
 from padless.eval.config import EvalConfig
 from padless.infer.options import DecodingOptions, RtfxConfig
 from padless.infer.rtfx import build_timing_model
@@ -151,11 +150,13 @@ OPTIONS: dict[str, dict[str, Field | Param | Kind | Own]] = {
         "on_error": Field(STREAM, "on_error"),
     },
     "demo": {
-        "out": Own("demo folder", Path("data/demo")),
-        "hours": Field(CorpusConfig, "hours"),
-        "seed": Field(CorpusConfig, "seed"),
-        "workers": Own("synthesis processes; None: every usable CPU", None),
-        "vocab_per_lang": Own("the demo's tokenizer size (see cli/corpus.py)", DEMO_VOCAB_PER_LANG),
+        "out": Field(DemoConfig, "out"),
+        "quick": Own("the full demo unless asked", False),
+        "config": Field(DemoConfig, "training_config"),
+        "hours": Own("None: DemoConfig.hours, or QuickSettings.hours with --quick", None),
+        "seed": Field(DemoConfig, "seed"),
+        "workers": Field(DemoConfig, "workers"),
+        "vocab_per_lang": Field(DemoConfig, "vocab_per_lang"),
     },
     "plan": {
         "out": REQUIRED,

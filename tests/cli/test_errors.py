@@ -223,6 +223,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("corpus synth", ["--out", "{root}/c", "--shard-size", "0"], "--shard-size"),
     ("demo", ["--out", "{root}/d", "--hours", "0"], "--hours"),
     ("demo", ["--out", "{root}/d", "--vocab-per-lang", "1"], "--vocab-per-lang"),
+    ("demo", ["--out", "{root}/d", "--config", "{bad-config}"], "bad-config.yaml"),
+    ("demo", ["--out", "{root}/d", "--config", "{missing}"], "missing.jsonl"),
 ]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -134,17 +133,3 @@ def test_rewrite_replaces_only_our_entries_and_refuses_foreign_folders(tmp_path:
     result = CliRunner().invoke(app, ["corpus", "synth", "--out", str(foreign), "--hours", "0.01"])
     assert result.exit_code == 2 and "not a padless corpus" in result.output
     assert list(foreign.iterdir()) == [foreign / "audio"]
-
-
-def test_demo_keeps_a_complete_corpus_then_trains_and_plots(corpus: Path, tmp_path: Path):
-    out = tmp_path / "demo"
-    shutil.copytree(corpus, out)
-    before = (out / "train.jsonl").stat().st_mtime_ns
-    args = ["demo", "--out", str(out), "--hours", str(SMALL.hours), "--seed", str(SMALL.seed)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "kept the corpus already in" in result.output
-    assert (out / "train.jsonl").stat().st_mtime_ns == before
-    assert (out / "tokenizer" / "tokenizer.json").is_file()
-    assert (out / "stats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "tokens/s" in result.output and "de->en ast" in result.output

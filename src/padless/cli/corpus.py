@@ -1,15 +1,10 @@
-"""`padless corpus synth`, `padless manifest stats` and `padless demo` (what `make demo` runs).
-
-The demo is a list of steps (`DEMO_STEPS`), each a function of a `DemoContext`; later stages
-(bucket planning, training, evaluation) are added as more steps.
-"""
+"""`padless corpus synth`, `padless manifest stats` and `padless demo` (what `make demo` runs;
+the steps are in `padless.demo.steps`)."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +14,7 @@ from padless.cli.errors import at_least, input_errors, positive
 from padless.data.corpus.config import CorpusConfig
 from padless.data.errors import OnError
 from padless.data.stream import StreamConfig
+from padless.demo.config import DemoConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,11 +25,6 @@ if TYPE_CHECKING:
 
 _CORPUS = CorpusConfig()
 _STREAM = StreamConfig()
-#: Pieces per language of the demo tokenizer. The 0.6 h demo corpus holds 6-9k characters and
-#: 150-220 distinct words per language: SentencePiece refuses more than ~800 pieces, and 256 or
-#: more pieces outnumber the distinct words. 128 gives a 524-id vocabulary and a median of
-#: 9 tokens/s, prompt and EOS included (bench/demo_vocab.py has the measurements).
-DEMO_VOCAB_PER_LANG = 128
 
 
 def register(app: typer.Typer) -> None:
@@ -220,94 +211,50 @@ def _counting(
 
 # ----------------------------------------------------------------------------------------- demo
 
-
-@dataclass
-class DemoContext:
-    """What the demo steps share: settings, the console, and what earlier steps produced."""
-
-    out: Path
-    hours: float
-    seed: int
-    workers: int | None
-    vocab_per_lang: int
-    console: Console
-    manifests: dict[str, Path] | None = None  # split -> NeMo manifest (the corpus step)
-    tokenizer_dir: Path | None = None  # (the tokenizer step)
-
-
-def _demo_corpus(ctx: DemoContext) -> None:
-    from padless.data.corpus.writer import is_complete, manifest_paths, synthesize_corpus
-
-    config = CorpusConfig(hours=ctx.hours, seed=ctx.seed)
-    if is_complete(ctx.out, config):
-        ctx.console.print(f"kept the corpus already in {ctx.out} (corpus.json: same settings)")
-    else:
-        _print_summary(ctx.console, synthesize_corpus(config, ctx.out, workers=ctx.workers))
-    ctx.manifests = manifest_paths(ctx.out)
-
-
-def _demo_tokenizer(ctx: DemoContext) -> None:
-    from padless.data.tokenizer import TokenizerTrainConfig, train_tokenizer
-
-    assert ctx.manifests is not None, "the corpus step runs first"
-    config = TokenizerTrainConfig(vocab_per_lang=ctx.vocab_per_lang, seed=ctx.seed)
-    result = train_tokenizer([str(ctx.manifests["train"])], ctx.out / "tokenizer", config)
-    tok = result.tokenizer
-    used = ", ".join(f"{lang} {result.sentences_used[lang]:,}" for lang in tok.languages)
-    ctx.console.print(
-        f"tokenizer: {ctx.vocab_per_lang} pieces x {len(tok.languages)} languages, "
-        f"vocab_size {tok.vocab_size}, trained on train.jsonl ({used} sentences) "
-        f"-> {result.out_dir}"
-    )
-    ctx.tokenizer_dir = result.out_dir
-
-
-def _demo_stats(ctx: DemoContext) -> None:
-    from padless.data.stats import plot_stats
-
-    assert ctx.manifests is not None, "the corpus step runs first"
-    paths = [str(p) for p in ctx.manifests.values()]
-    result, _ = _compute_stats(paths, ctx.tokenizer_dir, skip=False, console=ctx.console)
-    print_stats(ctx.console, result)
-    ctx.console.print(f"plot -> {plot_stats(result, ctx.out / 'stats.png')}")
-
-
-#: The demo, in order: (name, step). Later stages append here.
-DEMO_STEPS: tuple[tuple[str, Callable[[DemoContext], None]], ...] = (
-    ("synthesize the corpus", _demo_corpus),
-    ("train the tokenizer", _demo_tokenizer),
-    ("statistics and plot", _demo_stats),
-)
+_DEMO = DemoConfig()
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Demo folder.")] = Path("data/demo"),
-    hours: Annotated[float, typer.Option(help="Hours of audio in the corpus.")] = _CORPUS.hours,
-    seed: Annotated[int, typer.Option(help="Seed of the corpus and tokenizer.")] = _CORPUS.seed,
+    out: Annotated[Path, typer.Option("--out", help="Demo folder.")] = _DEMO.out,
+    quick: Annotated[
+        bool, typer.Option(help="A tiny corpus and a few steps: checks every stage in a minute.")
+    ] = False,
+    config: Annotated[
+        Path, typer.Option("--config", help="The training recipe.")
+    ] = _DEMO.training_config,
+    hours: Annotated[
+        float | None, typer.Option(help="Hours of audio in the corpus (--quick: its own).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the corpus and tokenizer.")] = _DEMO.seed,
     workers: Annotated[
         int | None, typer.Option(help="Synthesis processes (default: all usable CPUs).")
-    ] = None,
+    ] = _DEMO.workers,
     vocab_per_lang: Annotated[
         int, typer.Option(help="Tokenizer pieces per language.")
-    ] = DEMO_VOCAB_PER_LANG,
+    ] = _DEMO.vocab_per_lang,
 ) -> None:
-    """The end-to-end demo: synthesize the corpus (kept if already there), train the tokenizer,
-    print statistics and write OUT/stats.png."""
+    """The end-to-end demo: corpus, tokenizer, bucket plan, batch sizes, padding against the
+    fixed-batch baseline, training, evaluation, RTFx; writes OUT/report.md and OUT/report.json.
+    Steps whose outputs are already there with the same settings are kept."""
+    import dataclasses
+
     from rich.console import Console
-    from rich.rule import Rule
+
+    from padless.demo.config import REPORT_MD
+    from padless.demo.report import headline, print_headline
+    from padless.demo.steps import run_demo
 
     positive(hours=hours)
     at_least(1, workers=workers)
     at_least(2, vocab_per_lang=vocab_per_lang)  # checked now, not after the synthesis
+    settings = DemoConfig(
+        out=out, training_config=config, seed=seed, workers=workers, vocab_per_lang=vocab_per_lang
+    )
+    if quick:
+        settings = settings.quick_variant()
+    if hours is not None:
+        settings = dataclasses.replace(settings, hours=hours)
     console = Console()
-    ctx = DemoContext(out, hours, seed, workers, vocab_per_lang, console)
-    started = time.perf_counter()
-    for number, (name, step) in enumerate(DEMO_STEPS, start=1):
-        console.print(Rule(f"[{number}/{len(DEMO_STEPS)}] {name}"))
-        step_started = time.perf_counter()
-        with input_errors():
-            step(ctx)
-        took = time.perf_counter() - step_started
-        shown = f"{took:.1f} s" if took >= 0.1 else f"{took * 1000:.0f} ms"
-        console.print(f"[dim]{name}: {shown}[/dim]")
-    console.print(Rule(f"demo done in {time.perf_counter() - started:.1f} s -> {out}"))
+    with input_errors():
+        ctx = run_demo(settings, console)
+    print_headline(console, headline(settings, ctx.results), out / REPORT_MD)

@@ -48,6 +48,17 @@ def plot_plan(plan: BucketPlan, durations: np.ndarray, tokens: np.ndarray, out: 
                 linewidth=0.9,
             )
         )
+    tps = plan.filters.tps_max
+    if tps is not None:  # examples above the line were dropped by the TPS filter
+        ax.plot([0.0, top_d], [0.0, tps * top_d], color="darkorange", linestyle="--", linewidth=1)
+        ax.annotate(
+            f"TPS filter: {tps:g} tokens/s",
+            (min(top_d, 0.9 * top_t / tps), min(0.9 * top_t, 0.9 * tps * top_d)),
+            color="darkorange",
+            ha="right",
+            va="bottom",
+        )
+        ax.set_ylim(0.0, top_t)
     ax.set_xlabel("duration (s)")
     ax.set_ylabel("output tokens (prompt + text + EOS)")
     pad = plan.expected_padding
