@@ -30,6 +30,7 @@ import torch
 
 from padless.data.errors import AudioError
 from padless.data.example import Example
+from padless.data.prompt import example_langs
 from padless.data.tokenizer import CanaryTokenizer
 
 AudioLoader = Callable[[Example], np.ndarray]
@@ -70,6 +71,11 @@ class SpeechBatch:
     token_lens: torch.Tensor  # (B,) int64
     prompt_lens: torch.Tensor  # (B,) int64
     ids: tuple[str, ...]  # example ids, in row order
+    #: CTC targets, only when asked for (`SpeechDatasetConfig.ctc_targets`): the text ids of
+    #: what is said (the transcript for ASR, the source transcript for AST) in the source
+    #: language, no prompt, no EOS, right-padded with pad_id; and their lengths.
+    ctc_tokens: torch.Tensor | None = None  # (B, S) int64
+    ctc_lens: torch.Tensor | None = None  # (B,) int64
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -90,6 +96,8 @@ class SpeechBatch:
             token_lens=fn(self.token_lens),
             prompt_lens=fn(self.prompt_lens),
             ids=self.ids,
+            ctc_tokens=None if self.ctc_tokens is None else fn(self.ctc_tokens),
+            ctc_lens=None if self.ctc_lens is None else fn(self.ctc_lens),
         )
 
 
@@ -99,8 +107,10 @@ def collate(
     prompt_lens: Sequence[int],
     ids: Sequence[str],
     pad_id: int,
+    ctc_sequences: Sequence[Sequence[int]] | None = None,
 ) -> SpeechBatch:
-    """Pad waveforms (each 1-D float32) and token sequences into a `SpeechBatch`.
+    """Pad waveforms (each 1-D float32) and token sequences into a `SpeechBatch`; with
+    ``ctc_sequences`` (one per id) also the CTC targets.
 
     Public so callers that make their own batches (the batch-size search builds synthetic ones)
     get the same layout as the dataset.
@@ -120,6 +130,15 @@ def collate(
     for i in range(batch):
         padded[i, : audio_lens[i]] = audio[i]
         tokens[i, : token_lens[i]] = sequences[i]
+    ctc_tokens = ctc_lens = None
+    if ctc_sequences is not None:
+        if len(ctc_sequences) != batch:
+            raise ValueError(f"collate: {len(ctc_sequences)} CTC sequences for {batch} ids")
+        lens = np.fromiter((len(s) for s in ctc_sequences), dtype=np.int64, count=batch)
+        padded_ctc = np.full((batch, int(lens.max(initial=0))), pad_id, dtype=np.int64)
+        for i in range(batch):
+            padded_ctc[i, : lens[i]] = ctc_sequences[i]
+        ctc_tokens, ctc_lens = torch.from_numpy(padded_ctc), torch.from_numpy(lens)
     return SpeechBatch(
         audio=torch.from_numpy(padded),
         audio_lens=torch.from_numpy(audio_lens),
@@ -127,6 +146,8 @@ def collate(
         token_lens=torch.from_numpy(token_lens),
         prompt_lens=torch.tensor(list(prompt_lens), dtype=torch.int64),
         ids=tuple(ids),
+        ctc_tokens=ctc_tokens,
+        ctc_lens=ctc_lens,
     )
 
 
@@ -137,6 +158,24 @@ class SpeechDatasetConfig:
     #: Put text + EOS after the prompt. False for inference and evaluation, where an example's
     #: text is only the reference: ``tokens`` then holds the prompt alone.
     include_targets: bool = True
+    #: Also build CTC targets (`SpeechBatch.ctc_tokens`): what is said, see `spoken_text`.
+    #: Training asks for them when the model has a CTC head.
+    ctc_targets: bool = False
+
+
+def spoken_text(example: Example) -> tuple[str, str]:
+    """``(text, language)`` of what is said in ``example``: the transcript for ASR, the
+    ``source_text`` extra (the corpus manifests' source transcript) for AST. An AST example
+    without one is a `ValueError` naming it: its CTC target cannot be guessed."""
+    source, _ = example_langs(example)
+    extras = example.extras or {}
+    text = example.text if example.task == "asr" else extras.get("source_text")
+    if not isinstance(text, str):
+        what = "text" if example.task == "asr" else "a source_text"
+        raise ValueError(
+            f"example {example.id!r}: {example.task} example has no {what} for its CTC target"
+        )
+    return text, source
 
 
 class SpeechDataset(torch.utils.data.Dataset[SpeechBatch]):
@@ -174,6 +213,7 @@ class SpeechDataset(torch.utils.data.Dataset[SpeechBatch]):
         encoded = self.tokenizer.encode_examples(
             examples, include_targets=self.config.include_targets, num_threads=1
         )
+        ctc = self._ctc_targets(examples) if self.config.ctc_targets else None
         try:
             audio = [self._read(ex) for ex in examples]
         except AudioError as err:
@@ -186,7 +226,15 @@ class SpeechDataset(torch.utils.data.Dataset[SpeechBatch]):
             [prompt_len for _, prompt_len in encoded],
             [ex.id for ex in examples],
             self.tokenizer.pad_id,
+            ctc,
         )
+
+    def _ctc_targets(self, examples: list[Example]) -> list[list[int]]:
+        out: list[list[int]] = []
+        for ex in examples:
+            text, lang = spoken_text(ex)
+            out.append(self.tokenizer.encode(text, lang))
+        return out
 
     def _read(self, example: Example) -> np.ndarray:
         samples = self.load_audio(example)

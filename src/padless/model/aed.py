@@ -35,6 +35,10 @@ class TrainingBatch(Protocol):
     def token_lens(self) -> torch.Tensor: ...  # (B,)
     @property
     def prompt_lens(self) -> torch.Tensor: ...  # (B,)
+    @property
+    def ctc_tokens(self) -> torch.Tensor | None: ...  # (B, S) what is said, or None
+    @property
+    def ctc_lens(self) -> torch.Tensor | None: ...  # (B,) or None
 
 
 class AEDModel(nn.Module):
@@ -51,6 +55,11 @@ class AEDModel(nn.Module):
             nn.Linear(enc.d_model, dec.d_model) if enc.d_model != dec.d_model else nn.Identity()
         )
         self.decoder = TransformerDecoder(dec, config.vocab_size)
+        # Built only with a CTC weight, so models without one have exactly the parameters (and
+        # checkpoints) they always had. Over the encoder's own width, before the projection.
+        self.ctc_head: nn.Linear | None = (
+            nn.Linear(enc.d_model, config.vocab_size) if config.loss.ctc_weight > 0 else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -80,10 +89,7 @@ class AEDModel(nn.Module):
         self, audio: torch.Tensor, audio_lens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``audio (B, T), audio_lens (B,)`` -> decoder memory ``(B, T', D_dec)``, lens ``(B,)``."""
-        feats, feat_lens = self.features(audio, audio_lens)  # (B, F, M) float32
-        if self.training and self.config.spec_augment.enabled:
-            feats = spec_augment(feats, feat_lens, self.config.spec_augment)
-        states, lens = self.encoder(feats.to(self.dtype), feat_lens)
+        states, lens = self._encoder_states(audio, audio_lens)
         return self.projection(states), lens
 
     def forward(
@@ -93,8 +99,18 @@ class AEDModel(nn.Module):
         memory, lens = self.encode(audio, audio_lens)
         return self.decoder(tokens, memory, lengths_to_mask(lens, memory.shape[1]))
 
+    @property
+    def ctc_blank_id(self) -> int:
+        """The CTC blank: ``pad_id``, which is never a target token."""
+        return self.config.pad_id
+
     def loss(self, batch: TrainingBatch) -> torch.Tensor:
-        """Mean cross-entropy per target token of a `SpeechBatch` (scalar)."""
+        """The training loss of a `SpeechBatch` (scalar): mean cross-entropy per target token,
+        or with a CTC head and the batch's CTC targets ``(1 - w) * CE + w * CTC`` (``w`` =
+        ``loss.ctc_weight``, CTC summed over the batch and divided by its target tokens).
+
+        A batch without CTC targets (``ctc_tokens`` None, e.g. the dev loss) gets the
+        cross-entropy alone, so dev losses compare across CTC weights."""
         tokens = batch.tokens  # (B, U)
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         index = torch.arange(targets.shape[1], device=tokens.device)[None, :]
@@ -102,13 +118,58 @@ class AEDModel(nn.Module):
         if self.config.loss.mask_prompt:
             keep &= index >= (batch.prompt_lens - 1)[:, None]
         targets = targets.masked_fill(~keep, IGNORE_INDEX)
-        logits = self(batch.audio, batch.audio_lens, inputs)  # (B, U-1, V)
-        return F.cross_entropy(
+        states, lens = self._encoder_states(batch.audio, batch.audio_lens)
+        memory = self.projection(states)
+        logits = self.decoder(inputs, memory, lengths_to_mask(lens, memory.shape[1]))
+        ce = F.cross_entropy(
             logits.flatten(0, 1),
             targets.flatten(),
             ignore_index=IGNORE_INDEX,
             label_smoothing=self.config.loss.label_smoothing,
         )
+        if self.ctc_head is None or batch.ctc_tokens is None or batch.ctc_lens is None:
+            return ce
+        weight = self.config.loss.ctc_weight
+        return (1.0 - weight) * ce + weight * self.ctc_loss(
+            states, lens, batch.ctc_tokens, batch.ctc_lens
+        )
+
+    def ctc_loss(
+        self,
+        states: torch.Tensor,
+        lens: torch.Tensor,
+        ctc_tokens: torch.Tensor,
+        ctc_lens: torch.Tensor,
+    ) -> torch.Tensor:
+        """CTC per target token of encoder ``states (B, T', D_enc)`` against ``ctc_tokens (B, S)``.
+
+        ``zero_infinity``: an utterance with more targets than encoder frames (impossible
+        alignment) adds 0 rather than inf; at 80 ms frames that needs > 12 tokens per second,
+        which no corpus speech reaches."""
+        if self.ctc_head is None:
+            raise RuntimeError("ctc_loss needs a CTC head (loss.ctc_weight > 0)")
+        # float32 log-probabilities: CTC's forward-backward sums many small terms.
+        log_probs = self.ctc_head(states).float().log_softmax(-1).transpose(0, 1)  # (T', B, V)
+        total = F.ctc_loss(
+            log_probs,
+            ctc_tokens,
+            lens,
+            ctc_lens,
+            blank=self.ctc_blank_id,
+            reduction="sum",
+            zero_infinity=True,
+        )
+        return total / ctc_lens.sum().clamp(min=1)
+
+    def _encoder_states(
+        self, audio: torch.Tensor, audio_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output before the projection ``(B, T', D_enc)`` and its lengths."""
+        feats, feat_lens = self.features(audio, audio_lens)  # (B, F, M) float32
+        if self.training and self.config.spec_augment.enabled:
+            feats = spec_augment(feats, feat_lens, self.config.spec_augment)
+        states, lens = self.encoder(feats.to(self.dtype), feat_lens)
+        return states, lens
 
 
 def parameter_counts(model: AEDModel) -> dict[str, int]:
@@ -120,12 +181,15 @@ def parameter_counts(model: AEDModel) -> dict[str, int]:
     encoder = count(model.features) + count(model.encoder)
     projection = count(model.projection)
     decoder = count(model.decoder)
-    return {
+    counts = {
         "total": count(model),
         "encoder": encoder,
         "projection": projection,
         "decoder": decoder,
     }
+    if model.ctc_head is not None:
+        counts["ctc_head"] = count(model.ctc_head)
+    return counts
 
 
 def build_on_meta(config: ModelConfig) -> AEDModel:

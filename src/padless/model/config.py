@@ -82,12 +82,24 @@ class DecoderConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Cross-entropy training loss over the decoder's next-token predictions."""
+    """Cross-entropy training loss over the decoder's next-token predictions, optionally mixed
+    with an auxiliary CTC loss on the encoder (the ESPnet hybrid)."""
 
     label_smoothing: float = 0.0
     # Ignore the predictions of prompt tokens 2..P (they are given, not learned); the first text
     # token, predicted from the last prompt token, always counts.
     mask_prompt: bool = True
+    #: Weight w of the auxiliary CTC loss: loss = (1 - w) * CE + w * CTC, both per target token.
+    #: 0 (every Canary preset): no CTC head is built and the loss is the plain cross-entropy.
+    #: > 0 adds a linear CTC head over the encoder output whose blank is ``pad_id`` (never a
+    #: target, so no extra vocabulary entry). The CTC target is what is *said*: the transcript
+    #: for ASR, the source transcript for AST. It teaches the encoder an alignment a tiny model
+    #: trained from scratch otherwise finds slowly; inference does not use it.
+    ctc_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ctc_weight < 1.0:
+            raise ValueError(f"loss.ctc_weight must be in [0, 1), got {self.ctc_weight}")
 
 
 @dataclass(frozen=True)

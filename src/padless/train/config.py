@@ -111,6 +111,10 @@ class ModelSection:
     encoder_init: str | None = None
     #: SpecAugment during training (with the model config's mask settings).
     spec_augment: bool = True
+    #: Changes to the preset's `ModelConfig`, nested like its ``to_dict()``:
+    #: ``{encoder: {n_layers: 6}, loss: {ctc_weight: 0.3}}`` (on the command line
+    #: ``model.overrides.loss.ctc_weight=0.3``). Presets only; a checkpoint keeps its own.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from padless.data.dataset import SpeechBatch, SpeechDataset, collate
+from padless.data.dataset import SpeechBatch, SpeechDataset, SpeechDatasetConfig, collate
 from padless.data.errors import AudioError
 from padless.data.example import Example
 from padless.data.tokenizer import CanaryTokenizer
@@ -170,9 +170,12 @@ def build_loader(
     tokenizer: CanaryTokenizer,
     *,
     pin_memory: bool,
+    ctc_targets: bool = False,
 ) -> torch.utils.data.DataLoader[Any]:
+    """``ctc_targets``: batches carry CTC targets too (the model has a CTC head)."""
     workers = config.data.num_workers
-    dataset = TrainDataset(SpeechDataset(tokenizer), config.train.on_bad_audio == "skip")
+    speech = SpeechDataset(tokenizer, SpeechDatasetConfig(ctc_targets=ctc_targets))
+    dataset = TrainDataset(speech, config.train.on_bad_audio == "skip")
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=None,  # the sampler yields whole batches

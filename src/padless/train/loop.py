@@ -198,8 +198,13 @@ def build_model(config: TrainingConfig, tokenizer: CanaryTokenizer) -> AEDModel:
     source = config.model.init
     model_config: ModelConfig = get_config(source)
     if Path(source).is_file():
+        if config.model.overrides:
+            raise PadlessInputError(
+                f"model.overrides apply to a preset, not to the checkpoint {source}", "config"
+            )
         model = load_checkpoint(source).model
     else:
+        model_config = _with_overrides(model_config, config.model.overrides)
         model = AEDModel(model_config.with_vocab_size(tokenizer.vocab_size))
     if model.config.vocab_size != tokenizer.vocab_size:
         raise PadlessInputError(
@@ -217,6 +222,32 @@ def build_model(config: TrainingConfig, tokenizer: CanaryTokenizer) -> AEDModel:
     if config.model.encoder_init is not None:
         grow_encoder(model, config.model.encoder_init)
     return model
+
+
+def _with_overrides(base: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    """``base`` with the nested ``model.overrides`` merged into its fields; an unknown field or
+    an invalid combination is a config error naming it."""
+
+    def merge(into: dict[str, Any], changes: dict[str, Any], where: str) -> dict[str, Any]:
+        out = dict(into)
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                if not isinstance(out.get(key), dict):
+                    raise PadlessInputError(
+                        f"model.overrides.{where}{key}: not a section of the model config",
+                        "config",
+                    )
+                out[key] = merge(out[key], value, f"{where}{key}.")
+            else:
+                out[key] = value
+        return out
+
+    if not overrides:
+        return base
+    try:
+        return ModelConfig.from_dict(merge(base.to_dict(), overrides, ""))
+    except (TypeError, ValueError) as err:
+        raise PadlessInputError(f"model.overrides: {err}", "config") from err
 
 
 def grow_encoder(model: AEDModel, checkpoint: str) -> int:
@@ -331,7 +362,13 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
     else:
         # Each rank its own dropout/SpecAugment draws, reproducibly.
         torch.manual_seed(cfg.train.seed + 1000 * (ranks.rank + 1))
-    loader = train_data.build_loader(cfg, sampler, tokenizer, pin_memory=device.type == "cuda")
+    loader = train_data.build_loader(
+        cfg,
+        sampler,
+        tokenizer,
+        pin_memory=device.type == "cuda",
+        ctc_targets=model.ctc_head is not None,
+    )
     batches = _batches(loader, sampler, progress)
     dev = train_data.dev_examples(cfg, lengths) if cfg.validation.every_steps else []
     metrics = MetricsLog(
