@@ -9,7 +9,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.padless-installed
 DEMO_DIR ?= data/demo
-DEMO_HOURS ?= 0.6
 # CPU build of torch, installed before the package so nothing resolves a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
@@ -42,7 +41,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
 demo: $(STAMP)
-	$(VENV)/bin/padless demo --out $(DEMO_DIR) --hours $(DEMO_HOURS)
+	$(VENV)/bin/padless demo --out $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

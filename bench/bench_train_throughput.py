@@ -80,6 +80,7 @@ def train(
     cli(
         "train", config, f"data.train={corpus / 'train.jsonl'}", "data.dev=null",
         f"data.tokenizer={corpus / 'tokenizer'}", f"model.init={args.preset}",
+        "model.overrides={}",  # the preset the batch sizes were searched for
         "train.max_steps=1000000", f"train.max_time={args.minutes * 60}",
         f"train.threads={args.threads}", "data.num_workers=1", "validation.every_steps=0",
         "checkpoint.every_steps=0", "logging.progress=false", "logging.tensorboard=false",
@@ -116,7 +117,7 @@ def main() -> None:
     parser.add_argument("--num-buckets", type=int, default=8)
     parser.add_argument("--num-subbuckets", type=int, default=2)
     parser.add_argument("--tps-max", type=float, default=25.0)
-    parser.add_argument("--max-duration", type=float, default=10.0)
+    parser.add_argument("--max-duration", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench-throughput")
     args = parser.parse_args()

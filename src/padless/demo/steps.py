@@ -239,7 +239,7 @@ def _batch_sizes(ctx: DemoContext) -> Data:
     from padless.batchsize.sizes import parse_size
     from padless.batchsize.workload import AEDWorkload
     from padless.data.tokenizer import CanaryTokenizer
-    from padless.model.checkpoint import get_config
+    from padless.train.loop import model_config
 
     vocab = CanaryTokenizer.load(ctx.path("tokenizer")).vocab_size
     config = OomptimizeConfig(
@@ -250,12 +250,16 @@ def _batch_sizes(ctx: DemoContext) -> Data:
         step=StepConfig(precision="fp32"),
         simulate=SimulateConfig(target="cpu"),
     )
-    inputs = {"oomptimize": dataclasses.asdict(config), "vocab": vocab}
+    inputs = {
+        "oomptimize": dataclasses.asdict(config),
+        "overrides": ctx.recipe.model.overrides,
+        "vocab": vocab,
+    }
     target = ctx.path(TABLE_FILE)
     if (kept := ctx.reuse("batch_sizes", inputs, [target])) is not None:
         return kept
     workload = AEDWorkload.from_config(
-        get_config(config.model).with_vocab_size(vocab), name=config.model
+        model_config(ctx.recipe.model).with_vocab_size(vocab), name=config.model
     )
     plan = ctx.path(PLAN_FILE)
     buckets = ctx.results["plan"]["buckets"]

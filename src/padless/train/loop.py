@@ -68,7 +68,7 @@ from padless.model.checkpoint import get_config
 from padless.sampling.lengths import ExampleLengths
 from padless.train import data as train_data
 from padless.train import state as ckpt
-from padless.train.config import TrainingConfig
+from padless.train.config import ModelSection, TrainingConfig
 from padless.train.metrics import (
     MetricsLog,
     append_lines,
@@ -196,16 +196,11 @@ def build_model(config: TrainingConfig, tokenizer: CanaryTokenizer) -> AEDModel:
     """The preset (vocabulary resized to the tokenizer) or checkpoint of ``model.init``, with
     SpecAugment as configured and the encoder optionally initialised from another model."""
     source = config.model.init
-    model_config: ModelConfig = get_config(source)
     if Path(source).is_file():
-        if config.model.overrides:
-            raise PadlessInputError(
-                f"model.overrides apply to a preset, not to the checkpoint {source}", "config"
-            )
+        model_config(config.model)  # refuses overrides of a checkpoint
         model = load_checkpoint(source).model
     else:
-        model_config = _with_overrides(model_config, config.model.overrides)
-        model = AEDModel(model_config.with_vocab_size(tokenizer.vocab_size))
+        model = AEDModel(model_config(config.model).with_vocab_size(tokenizer.vocab_size))
     if model.config.vocab_size != tokenizer.vocab_size:
         raise PadlessInputError(
             f"model.init {source}: vocab_size {model.config.vocab_size} != the tokenizer's "
@@ -222,6 +217,21 @@ def build_model(config: TrainingConfig, tokenizer: CanaryTokenizer) -> AEDModel:
     if config.model.encoder_init is not None:
         grow_encoder(model, config.model.encoder_init)
     return model
+
+
+def model_config(section: ModelSection) -> ModelConfig:
+    """The architecture ``model.init`` names: a checkpoint's own config, or a preset with
+    ``model.overrides`` merged in (the vocabulary is the preset's until resized to a
+    tokenizer). What the batch-size search must plan for is what this returns."""
+    base = get_config(section.init)
+    if Path(section.init).is_file():
+        if section.overrides:
+            raise PadlessInputError(
+                f"model.overrides apply to a preset, not to the checkpoint {section.init}",
+                "config",
+            )
+        return base
+    return _with_overrides(base, section.overrides)
 
 
 def _with_overrides(base: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
