@@ -32,12 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from padless.data.dataset import SpeechDataset
 from padless.data.stream import read_manifest
-from padless.eval.plot_run import plot_runs
+from padless.eval.plot_run import plot_runs, read_run
 from padless.model import load_checkpoint
+from padless.train.loop import loss_sums
 from record import REPO, command, environment, record_path, write_json_record, write_record
 
 PADLESS = [sys.executable, "-m", "padless"]
@@ -92,20 +93,16 @@ def train(
 
 
 def dev_loss(run: Path, corpus: Path, batch: int = 16) -> float:
-    """Mean per-token loss of the run's last checkpoint on the dev split (eval mode)."""
+    """Mean per-token loss of the run's last checkpoint on the dev split (as validation
+    computes it: `padless.train.loop.loss_sums`)."""
     last = sorted((run / "checkpoints").glob("step-*.pt"))[-1]
     ckpt = load_checkpoint(last)
-    model = ckpt.model.eval()
-    dataset = SpeechDataset(ckpt.tokenizer())
     examples = sorted(read_manifest(str(corpus / "dev.jsonl")), key=lambda e: e.duration)
-    total, tokens = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(examples), batch):
-            b = dataset[examples[i : i + batch]]
-            n = int((b.token_lens - b.prompt_lens).sum())  # predicted text tokens + EOS
-            total += float(model.loss(b)) * n
-            tokens += n
-    return total / tokens
+    cpu = torch.device("cpu")
+    sums = loss_sums(
+        ckpt.model, ckpt.tokenizer(), examples, batch, cpu, torch.autocast("cpu", enabled=False)
+    )
+    return float(sums[0] / sums[1])
 
 
 def main() -> None:
@@ -215,9 +212,7 @@ def today_name(stem: str) -> str:
 
 
 def _mean_batch(run: Path) -> float:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in rows if r.get("kind", "train") == "train"]
-    return sum(r["batch_size"] for r in steps) / len(steps)
+    return float(np.nanmean(read_run(run).values["batch_size"]))
 
 
 if __name__ == "__main__":

@@ -679,13 +679,29 @@ def _dev_loss(
     autocast: torch.autocast,
 ) -> float:
     """Mean cross-entropy per target token over every rank's share (summed over ranks)."""
+    totals = loss_sums(model, tokenizer, mine, cfg.validation.batch_size, ranks.device, autocast)
+    if ranks.distributed:
+        dist.all_reduce(totals)
+    return float(totals[0] / totals[1].clamp(min=1))  # host sync
+
+
+def loss_sums(
+    model: AEDModel,
+    tokenizer: CanaryTokenizer,
+    examples: list[Example],
+    batch_size: int,
+    device: torch.device,
+    autocast: torch.autocast,
+) -> torch.Tensor:
+    """``(loss x tokens, tokens)`` summed over ``examples`` in eval mode, float64 on ``device``:
+    a token-weighted mean that shards can add up before dividing."""
     dataset = SpeechDataset(tokenizer, SpeechDatasetConfig(include_targets=True))
-    size = cfg.validation.batch_size
-    totals = torch.zeros(2, dtype=torch.float64, device=ranks.device)  # loss * tokens, tokens
+    totals = torch.zeros(2, dtype=torch.float64, device=device)
+    was_training = model.training
     model.eval()
     with torch.no_grad(), autocast:
-        for start in range(0, len(mine), size):
-            batch = dataset[mine[start : start + size]]
+        for start in range(0, len(examples), batch_size):
+            batch = dataset[examples[start : start + batch_size]]
             # The tokens the loss averages over (see AEDModel.loss), counted on the host.
             first = (
                 batch.prompt_lens
@@ -693,13 +709,11 @@ def _dev_loss(
                 else torch.ones_like(batch.prompt_lens)
             )
             counted = float((batch.token_lens - first).sum())
-            loss = model.loss(batch.to(ranks.device)).double()
+            loss = model.loss(batch.to(device)).double()
             totals[0] += loss * counted
             totals[1] += counted
-    model.train()
-    if ranks.distributed:
-        dist.all_reduce(totals)
-    return float(totals[0] / totals[1].clamp(min=1))  # host sync
+    model.train(was_training)
+    return totals
 
 
 def run(
