@@ -216,6 +216,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("evaluate", ["{missing}", "{good}"], "missing.jsonl"),
     ("evaluate", ["{not-json}", "{good}"], "not-json.json"),
     ("evaluate", ["{not-json}", "{good}", "--beam", "0"], "--beam"),
+    ("evaluate", ["{not-json}", "{empty}"], "no examples in"),
     ("plot-run", ["{folder}"], "metrics.jsonl"),
     ("plot-run", ["{missing}"], "missing.jsonl"),
     # corpus

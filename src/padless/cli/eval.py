@@ -55,6 +55,7 @@ def evaluate(
     import orjson
 
     from padless.cli.errors import at_least, input_errors
+    from padless.data.errors import NoExamplesError
     from padless.data.stream import read_manifest
 
     at_least(1, beam=beam, batch_size=batch_size)
@@ -67,7 +68,7 @@ def evaluate(
     with input_errors():
         examples = list(read_manifest(manifests, require_text=True))
         if not examples:
-            _fail(f"no examples in {', '.join(manifests)}")
+            raise NoExamplesError.empty(manifests)
         results = [
             _evaluate_one(path, examples, config, device, quiet=as_json) for path in checkpoints
         ]
