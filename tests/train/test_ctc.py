@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from trainrun import EMPTY_CONFIG, Corpus, base_overrides
 
+from padless.data.ctc import BYTE_BLANK_ID, BYTE_VOCAB_SIZE, byte_targets, bytes_text
 from padless.data.dataset import SpeechDataset, SpeechDatasetConfig
 from padless.data.errors import PadlessInputError
 from padless.data.example import Example
@@ -150,3 +151,45 @@ def test_training_config_overrides_the_preset(corpus: Corpus, tmp_path: Path) ->
     from_checkpoint = [*overrides, f"model.init={corpus.model}"]
     with pytest.raises(PadlessInputError, match="preset"):
         build_model(load_training_config(EMPTY_CONFIG, from_checkpoint), tok)
+
+
+def test_byte_targets_are_the_lowercased_utf8_of_what_is_said(corpus: Corpus) -> None:
+    assert byte_targets("Él, 5.") == [b + 1 for b in "él, 5.".encode()]
+    assert len(byte_targets("é")) == 2  # two UTF-8 bytes, two CTC labels
+    assert bytes_text(byte_targets("Año Über")) == "año über"
+    tok = CanaryTokenizer.load(corpus.tokenizer)
+    asr, ast = _examples(corpus)
+    config = SpeechDatasetConfig(ctc_targets=True, ctc_units="bytes")
+    batch = SpeechDataset(tok, config)[[asr, ast]]
+    assert batch.ctc_tokens is not None and batch.ctc_lens is not None
+    said = [asr.text or "", ast.extras["source_text"]]  # type: ignore[index]
+    for row, text in enumerate(said):
+        n = int(batch.ctc_lens[row])
+        assert bytes_text(batch.ctc_tokens[row, :n].tolist()) == text.lower()
+        assert (batch.ctc_tokens[row, :n] > BYTE_BLANK_ID).all()
+    with pytest.raises(ValueError, match="ctc_units"):
+        SpeechDatasetConfig(ctc_targets=True, ctc_units="letters")  # type: ignore[arg-type]
+
+
+def test_byte_ctc_head_has_its_own_classes_and_blank(corpus: Corpus) -> None:
+    tok = CanaryTokenizer.load(corpus.tokenizer)
+    base = load_checkpoint(corpus.model).model
+    config = _with_ctc(base.config, 0.5)
+    config = dataclasses.replace(
+        config,
+        # 4x: bytes outnumber 80 ms frames (the loss would be zero_infinity's 0, without grads).
+        encoder=dataclasses.replace(config.encoder, subsampling_factor=4),
+        loss=dataclasses.replace(config.loss, ctc_units="bytes"),
+    )
+    torch.manual_seed(0)
+    model = AEDModel(config).train()
+    assert model.ctc_head is not None and model.ctc_head.out_features == BYTE_VOCAB_SIZE
+    assert model.ctc_blank_id == BYTE_BLANK_ID
+    dataset = SpeechDataset(tok, SpeechDatasetConfig(ctc_targets=True, ctc_units="bytes"))
+    batch = dataset[list(_examples(corpus))]
+    loss = model.loss(batch)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert model.ctc_head.weight.grad is not None and model.ctc_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="ctc_units"):
+        dataclasses.replace(config.loss, ctc_units="letters")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from padless.data.ctc import CTC_UNITS, CtcUnits, byte_targets
 from padless.data.errors import AudioError
 from padless.data.example import Example
 from padless.data.prompt import example_langs
@@ -161,6 +162,12 @@ class SpeechDatasetConfig:
     #: Also build CTC targets (`SpeechBatch.ctc_tokens`): what is said, see `spoken_text`.
     #: Training asks for them when the model has a CTC head.
     ctc_targets: bool = False
+    #: Units of the CTC targets (`padless.data.ctc`): the tokenizer's pieces or UTF-8 bytes.
+    ctc_units: CtcUnits = "tokens"
+
+    def __post_init__(self) -> None:
+        if self.ctc_units not in CTC_UNITS:
+            raise ValueError(f"ctc_units must be one of {CTC_UNITS}, got {self.ctc_units!r}")
 
 
 def spoken_text(example: Example) -> tuple[str, str]:
@@ -233,7 +240,10 @@ class SpeechDataset(torch.utils.data.Dataset[SpeechBatch]):
         out: list[list[int]] = []
         for ex in examples:
             text, lang = spoken_text(ex)
-            out.append(self.tokenizer.encode(text, lang))
+            if self.config.ctc_units == "bytes":
+                out.append(byte_targets(text))
+            else:
+                out.append(self.tokenizer.encode(text, lang))
         return out
 
     def _read(self, example: Example) -> np.ndarray:

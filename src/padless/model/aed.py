@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from padless.data.ctc import BYTE_BLANK_ID, BYTE_VOCAB_SIZE
 from padless.model.config import ModelConfig
 from padless.model.decoder import TransformerDecoder
 from padless.model.encoder import FastConformerEncoder
@@ -57,8 +58,9 @@ class AEDModel(nn.Module):
         self.decoder = TransformerDecoder(dec, config.vocab_size)
         # Built only with a CTC weight, so models without one have exactly the parameters (and
         # checkpoints) they always had. Over the encoder's own width, before the projection.
+        ctc_classes = BYTE_VOCAB_SIZE if config.loss.ctc_units == "bytes" else config.vocab_size
         self.ctc_head: nn.Linear | None = (
-            nn.Linear(enc.d_model, config.vocab_size) if config.loss.ctc_weight > 0 else None
+            nn.Linear(enc.d_model, ctc_classes) if config.loss.ctc_weight > 0 else None
         )
         self.reset_parameters()
 
@@ -101,8 +103,8 @@ class AEDModel(nn.Module):
 
     @property
     def ctc_blank_id(self) -> int:
-        """The CTC blank: ``pad_id``, which is never a target token."""
-        return self.config.pad_id
+        """The CTC blank: ``pad_id`` (never a target token), or 0 for byte units."""
+        return BYTE_BLANK_ID if self.config.loss.ctc_units == "bytes" else self.config.pad_id
 
     def loss(self, batch: TrainingBatch) -> torch.Tensor:
         """The training loss of a `SpeechBatch` (scalar): mean cross-entropy per target token,

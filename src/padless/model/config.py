@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from padless.data.ctc import CTC_UNITS, CtcUnits
+
 #: Vocabulary of the full-size default tokenizer: 8 specials + 4 language tokens + 4 x 1024 BPE
 #: pieces (en, de, es, fr), the fixed id layout of `padless.data.tokenizer.CanaryTokenizer`.
 DEFAULT_VOCAB_SIZE = 8 + 4 + 4 * 1024
@@ -96,10 +98,16 @@ class LossConfig:
     #: for ASR, the source transcript for AST. It teaches the encoder an alignment a tiny model
     #: trained from scratch otherwise finds slowly; inference does not use it.
     ctc_weight: float = 0.0
+    #: What the CTC head predicts: the tokenizer's pieces (``tokens``, blank ``pad_id``) or the
+    #: UTF-8 bytes of the spoken text (``bytes``: 257 classes, blank 0; an easier start for a
+    #: small encoder, with 4x subsampling for enough frames; see `padless.data.ctc`).
+    ctc_units: CtcUnits = "tokens"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ctc_weight < 1.0:
             raise ValueError(f"loss.ctc_weight must be in [0, 1), got {self.ctc_weight}")
+        if self.ctc_units not in CTC_UNITS:
+            raise ValueError(f"loss.ctc_units must be one of {CTC_UNITS}, got {self.ctc_units!r}")
 
 
 @dataclass(frozen=True)

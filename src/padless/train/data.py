@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from padless.data.ctc import CtcUnits
 from padless.data.dataset import SpeechBatch, SpeechDataset, SpeechDatasetConfig, collate
 from padless.data.errors import AudioError
 from padless.data.example import Example
@@ -170,11 +171,14 @@ def build_loader(
     tokenizer: CanaryTokenizer,
     *,
     pin_memory: bool,
-    ctc_targets: bool = False,
+    ctc_units: CtcUnits | None = None,
 ) -> torch.utils.data.DataLoader[Any]:
-    """``ctc_targets``: batches carry CTC targets too (the model has a CTC head)."""
+    """``ctc_units``: batches carry CTC targets in these units too (the model has a CTC head)."""
     workers = config.data.num_workers
-    speech = SpeechDataset(tokenizer, SpeechDatasetConfig(ctc_targets=ctc_targets))
+    speech_config = SpeechDatasetConfig(
+        ctc_targets=ctc_units is not None, ctc_units=ctc_units or "tokens"
+    )
+    speech = SpeechDataset(tokenizer, speech_config)
     dataset = TrainDataset(speech, config.train.on_bad_audio == "skip")
     return torch.utils.data.DataLoader(
         dataset,

@@ -377,7 +377,7 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
         sampler,
         tokenizer,
         pin_memory=device.type == "cuda",
-        ctc_targets=model.ctc_head is not None,
+        ctc_units=model.config.loss.ctc_units if model.ctc_head is not None else None,
     )
     batches = _batches(loader, sampler, progress)
     dev = train_data.dev_examples(cfg, lengths) if cfg.validation.every_steps else []
