@@ -7,6 +7,7 @@ per-row stopping and batch compaction. Rows mix languages and ASR/AST prompts.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from padless.infer import DecodingOptions, KVCache, decode_batch, decode_memory,
 from padless.infer.search import Hypothesis
 from padless.infer.transcribe import pad_audio
 from padless.model import AEDModel
+from padless.model.layers import sinusoids
 
 EOS = 1
 Batch = tuple[torch.Tensor, torch.Tensor, list[list[int]]]
@@ -196,3 +198,31 @@ def test_bad_decoding_inputs_are_clear_errors(model: AEDModel, batch: Batch) -> 
             decode_batch(model, audio, lens, prompts)
     finally:
         model.eval()
+
+
+@pytest.mark.parametrize("cache", ["kv", "recompute"])
+def test_memory_positions_reach_every_decoding_path(
+    model: AEDModel, batch: Batch, cache: str
+) -> None:
+    # The same weights with `decoder.memory_positions`: decoding must see the memory the
+    # teacher-forced forward sees (positions added once, in `AEDModel.encode`).
+    config = dataclasses.replace(
+        model.config, decoder=dataclasses.replace(model.config.decoder, memory_positions=True)
+    )
+    positioned = AEDModel(config).eval()
+    positioned.load_state_dict(model.state_dict())
+    audio, lens, prompts = batch
+    with torch.no_grad():
+        plain, _ = model.encode(audio, lens)
+        shifted, _ = positioned.encode(audio, lens)
+    frames = torch.arange(plain.shape[1])
+    assert torch.allclose(
+        shifted - plain, sinusoids(frames, plain.shape[2], plain.dtype), atol=1e-5
+    )
+    options = DecodingOptions(cache=cache, compact_threshold=None)  # type: ignore[arg-type]
+    for row, hyp in enumerate(decode_batch(positioned, *batch, options)):
+        emitted = hyp.tokens + ([EOS] if hyp.ended_with_eos else [])
+        sequence = torch.tensor([prompts[row] + emitted])
+        with torch.no_grad():
+            logits = positioned(audio[row : row + 1, : lens[row]], lens[row : row + 1], sequence)
+        assert logits[0, len(prompts[row]) - 1 : -1].argmax(-1).tolist() == emitted

@@ -18,7 +18,7 @@ from padless.model.config import ModelConfig
 from padless.model.decoder import TransformerDecoder
 from padless.model.encoder import FastConformerEncoder
 from padless.model.features import LogMelFeatures, spec_augment
-from padless.model.layers import lengths_to_mask
+from padless.model.layers import lengths_to_mask, sinusoids
 
 IGNORE_INDEX = -100
 
@@ -92,7 +92,15 @@ class AEDModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``audio (B, T), audio_lens (B,)`` -> decoder memory ``(B, T', D_dec)``, lens ``(B,)``."""
         states, lens = self._encoder_states(audio, audio_lens)
-        return self.projection(states), lens
+        return self._memory(states), lens
+
+    def _memory(self, states: torch.Tensor) -> torch.Tensor:
+        """Encoder states ``(B, T', D_enc)`` -> the decoder's memory ``(B, T', D_dec)``."""
+        memory = self.projection(states)
+        if self.config.decoder.memory_positions:
+            frames = torch.arange(memory.shape[1], device=memory.device)
+            memory = memory + sinusoids(frames, memory.shape[2], memory.dtype)
+        return memory
 
     def forward(
         self, audio: torch.Tensor, audio_lens: torch.Tensor, tokens: torch.Tensor
@@ -121,7 +129,7 @@ class AEDModel(nn.Module):
             keep &= index >= (batch.prompt_lens - 1)[:, None]
         targets = targets.masked_fill(~keep, IGNORE_INDEX)
         states, lens = self._encoder_states(batch.audio, batch.audio_lens)
-        memory = self.projection(states)
+        memory = self._memory(states)
         logits = self.decoder(inputs, memory, lengths_to_mask(lens, memory.shape[1]))
         ce = F.cross_entropy(
             logits.flatten(0, 1),

@@ -76,6 +76,12 @@ class DecoderConfig:
     ff_mult: int = 4
     dropout: float = 0.1
     attn_dropout: float = 0.1
+    #: Add sinusoidal positions of the encoder frames to the memory the decoder cross-attends
+    #: to. Off in every Canary preset (their Conformer encoder has relative positions only, so
+    #: the decoder must find where it is in the audio from content). A tiny model trained from
+    #: scratch otherwise leaves its cross-attention uniform for thousands of steps and learns
+    #: the text's language model alone (measured in ``bench/results/2026-12-06-demo-recipe.md``).
+    memory_positions: bool = False
 
     @property
     def ff_dim(self) -> int:
