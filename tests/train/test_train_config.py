@@ -127,6 +127,8 @@ def test_shipped_recipes() -> None:
     assert isinstance(fixed.batch, FixedBatches)
     assert isinstance(fixed.sampler.batching, RandomBatching)
     assert fixed.data.estimate.num_buckets == 1
+    # The baseline differs from the demo recipe in its batches only, not in its model.
+    assert fixed.model == load_training_config(CONFIGS / "demo-tiny.yaml").model
 
 
 def test_cli_reports_a_bad_key_in_one_line(tmp_path: Path) -> None:
