@@ -14,18 +14,21 @@ second, the share of steps on which every rank drew the same bucket, and the loa
 ``1 - sync / no-sync`` of the max-over-ranks step time. Runs alternate sync first / no-sync
 first over repeats, so a drift of the machine's load does not favour one setting.
 
-Caveat, measured rather than assumed: every rank runs one intra-op thread; 4 ranks on a 2-core
-machine oversubscribe it (the record states the cores), so a step also waits for whichever rank
-the OS descheduled, which dilutes the bucket effect. The load average is in the record: the
-machine is shared.
+Caveat: every rank runs one intra-op thread, so 4 ranks on a 2-core machine oversubscribe it
+(the record says which rank counts exceed the usable cores): two ranks share a core, and a step
+also waits at the all-reduce for a rank the OS descheduled. This run does not separate that
+from the bucket effect; the 2-rank figure is the one to compare with the paper's. The load
+average is in the record: the machine is shared.
 
-Quick check (about 3 minutes on 2 cores; 1 h corpus, 20 steps per run, one repeat):
+Quick check: 1 h corpus, 20 steps per run, one repeat. Measured 2 min 53 s under ``nice -n 19``
+on the shared 2-core machine (load average 2-7 during the run):
 
     python bench/paper_e1_ddp.py --quick
 
-Full run (the record's numbers), estimated from the quick run at ~0.7 s per 2-rank step and
-~1.4 s per 4-rank step on 2 cores plus ~10 s start-up per run: 200 steps x 2 settings x 2
-repeats for each rank count, about 20 minutes on 2 idle cores (an estimate):
+Full run (the record's numbers): 4 h corpus, 200 steps per run, 2 repeats of each of the 4
+settings. About 20-35 minutes on 2 cores, an estimate from the quick run's step times (0.9 s
+per 2-rank step, 1.2-1.7 s per 4-rank step at that load; fewer on idle cores) plus ~10 s of
+start-up per run:
 
     python bench/paper_e1_ddp.py
 

@@ -13,11 +13,11 @@ The schemes (the paper's, then padless's):
   bucket draws, flexible assignment.
 
 The duration budget of A and B, scaled to this setting the way the paper's is set: the paper's
-360 s are 9 utterances of its longest (40 s), what fits an 80 GiB GPU with Canary-1B. Ours is
-the batch size the same search (simulated probe, CPU target, fp32) finds for A's longest bucket
-within the CPU memory budget, times that bucket's longest duration: the largest duration budget
-under which the longest batch still fits. Shorter buckets may then hold batches that would not
-(their RSS peak is in the table).
+360 s are 9 utterances of its longest (40 s). Ours is the batch size the same search (simulated
+probe, CPU target, fp32) finds for A's longest bucket within the CPU memory budget, times that
+bucket's longest duration: the largest duration budget under which the longest batch still
+fits. Shorter buckets may then hold batches that would not (each run's peak RSS is in the
+table).
 
 The batch sizes of C-E come from the same search for the recipe's model (`padless.batchsize`,
 the simulated probe targeting the CPU, fp32), as ``padless demo`` plans its batches.
@@ -28,17 +28,22 @@ its ratio to A, audio and token padding, audio seconds per wall second and per C
 the ratio to A, training loss at equal wall time, steps, peak RSS of the training process.
 Paper: C = 3.4x and D = 5x A's mean batch size, D's padding 4.5% audio / 19% tokens.
 
-Quick check (about 4 minutes on 2 cores; 1 h corpus, 8 duration buckets instead of 30, a
-coarser search, 20 s of training per scheme):
+Quick check: 1 h corpus, 8 duration buckets instead of 30, a coarser search (tolerance 0.2),
+20 s of training per scheme. Measured 5 min 5 s under ``nice -n 19`` on the shared 2-core
+machine at a load average of 4-5; on 2 idle cores about 3 minutes (an estimate):
 
     python bench/paper_e2_training.py --quick
 
-Full run (the record's numbers): 4 h corpus, 30 (x2) buckets, 512 MiB budget, 8 minutes per
-scheme; about 50 minutes on 2 idle cores (an estimate: 5 x 8 min of training, ~4 min of
-simulated searches of 30 + 60 + 60 buckets measured at ~1.2-1.7 s per bucket under load, 1 min
-for the corpus):
+Full run (the record's numbers): 4 h corpus, 30 (x2) buckets, 512 MiB budget, 8 minutes of
+training per scheme. About 50 minutes on 2 idle cores, an estimate: 5 x 8 min of training plus
+~10 s of start-up each, ~4-5 min of simulated searches (30 + 60 + 60 buckets and A's longest;
+measured 71 s for 30 and 101 s for 60 buckets at a load average of 3.6), ~1 min for the corpus:
 
     python bench/paper_e2_training.py
+
+With ``--memory-budget 2GiB`` the search sizes A's budget at 18 x 20 s = 360 s (measured on the
+1 h corpus), the paper's own figure, but every step then carries ~6x the audio of the 512 MiB
+setting and 8 minutes hold too few steps to compare losses.
 
 Writes bench/results/<date>-e2-training.{md,json} and <date>-e2-training-loss.png (plot-run's
 loss overlay of the five runs). ``--out-dir`` and ``--work`` redirect both.
