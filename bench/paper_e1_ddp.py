@@ -104,10 +104,14 @@ def measure(run: Path, warmup: int) -> dict[str, Any]:
 
 
 def paper_row(
-    nproc: int, gain: dict[str, Any], results: dict[str, list[dict[str, Any]]]
+    nproc: int,
+    gain: dict[str, Any],
+    results: dict[str, list[dict[str, Any]]],
+    loads: tuple[float, float],
 ) -> PaperRow:
     """The step-time gain at ``nproc`` ranks next to the paper's, with what was measured beside
-    it (bucket agreement, work imbalance, spread of the repeats) as the note."""
+    it (bucket agreement, work imbalance, spread of the repeats, the machine's 1-minute load
+    average before and after the runs) as the note."""
 
     def mean(key: str, field: str) -> float:
         return float(np.mean([r[field] for r in results[key]]))
@@ -120,8 +124,9 @@ def paper_row(
         f"exceeded the mean rank's by {mean(on, 'load_imbalance'):.1%} with sync and "
         f"{mean(off, 'load_imbalance'):.1%} without; gain per repeat: {spread}"
     )
-    if nproc > len(os.sched_getaffinity(0)):
-        note += f"; {nproc} single-thread ranks on {len(os.sched_getaffinity(0))} cores"
+    cores = len(os.sched_getaffinity(0))
+    note += f"; load average {loads[0]:.1f} before and {loads[1]:.1f} after the runs"
+    note += f" on {cores} cores" + (f" ({nproc} single-thread ranks)" if nproc > cores else "")
     return PaperRow(
         f"lower step time, {nproc} ranks",
         ours=gain["step_max"],
@@ -187,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
             "per_repeat": per_repeat,
         }
 
-    claims = [paper_row(n, gains[n], results) for n in args.ranks]
+    loads = (load_before[0], os.getloadavg()[0])
+    claims = [paper_row(n, gains[n], results, loads) for n in args.ranks]
 
     plots = args.work / "plots"
     if plots.exists():
