@@ -210,6 +210,11 @@ def main(argv: list[str] | None = None) -> None:
             args.config, runs[s.name], overrides, seconds=args.minutes * 60, threads=args.threads
         )
         phases["training"] += cost[s.name]["process_wall_s"]
+        if not (runs[s.name] / "metrics.jsonl").is_file():  # train.max_time counts start-up
+            raise SystemExit(
+                f"scheme {s.name}: no step finished in {args.minutes * 60:.0f} s, start-up "
+                "included (the machine is too loaded for --minutes); rerun with more --minutes"
+            )
 
     plots = args.work / "plots"
     if plots.exists():
