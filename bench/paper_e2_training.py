@@ -27,6 +27,8 @@ overlays the runs and gives the loss at equal wall time with `loss_near`): mean 
 its ratio to A, audio and token padding, audio seconds per wall second and per CPU second with
 the ratio to A, training loss at equal wall time, steps, peak RSS of the training process.
 Paper: C = 3.4x and D = 5x A's mean batch size, D's padding 4.5% audio / 19% tokens.
+A run's wall time is ``train.max_time``, which counts the process's start-up (a few seconds
+idle); the losses are compared at equal cumulative step time.
 
 Quick check: 1 h corpus, 8 duration buckets instead of 30, a coarser search (tolerance 0.2),
 20 s of training per scheme. Measured 5 min 5 s under ``nice -n 19`` on the shared 2-core
