@@ -24,85 +24,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from padless.data.stream import read_manifest
-from padless.eval.plot_run import plot_runs, read_run
-from padless.model import load_checkpoint
-from padless.train.loop import loss_sums
+from padless.eval.plot_run import plot_runs
 from record import REPO, command, environment, record_path, write_json_record, write_record
-
-PADLESS = [sys.executable, "-m", "padless"]
-
-
-def cli(*args: str) -> str:
-    """Run a padless command; return its standard output."""
-    done = subprocess.run([*PADLESS, *args], cwd=REPO, check=True, capture_output=True, text=True)
-    return done.stdout
+from train_runs import cli, corpus_overrides, dev_loss, make_plan, mean_batch, train
 
 
 def search(corpus: Path, out: Path, args: argparse.Namespace, buckets: int, subs: int) -> Path:
-    """A plan (TPS filter only with more than one bucket) and its searched batch-size table."""
-    out.mkdir(parents=True, exist_ok=True)
-    plan = out / "plan.json"
-    flags = ["--num-buckets", str(buckets), "--num-subbuckets", str(subs)]
-    flags += ["--max-duration", str(args.max_duration)]
-    if buckets > 1:
-        flags += ["--tps-max", str(args.tps_max)]
-    cli(
-        "plan", str(corpus / "train.jsonl"), "--tokenizer", str(corpus / "tokenizer"),
-        *flags, "--out", str(plan),
+    """A plan (TPS filter only with more than one bucket) and its searched batch-size table
+    (``padless oomptimize`` for the preset, which is what both runs train)."""
+    plan = make_plan(
+        corpus, out / "plan.json", num_buckets=buckets, num_subbuckets=subs,
+        tps_max=args.tps_max if buckets > 1 else None, max_duration=args.max_duration,
     )  # fmt: skip
-    table = out / "table.json"
     cli(
         "oomptimize", "--model", args.preset, "--plan", str(plan), "--probe", "simulate",
-        "--memory-budget", args.memory_budget, "--dtype", "fp32", "--out", str(table),
+        "--memory-budget", args.memory_budget, "--dtype", "fp32", "--out", str(out / "table.json"),
     )  # fmt: skip
     return plan
 
 
-def train(
+def run_for(
     config: str, corpus: Path, run: Path, overrides: list[str], args: argparse.Namespace
 ) -> dict[str, float]:
-    """``padless train`` for ``args.minutes`` of wall time; its wall and CPU seconds."""
-    if run.exists():
-        shutil.rmtree(run)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    cli(
-        "train", config, f"data.train={corpus / 'train.jsonl'}", "data.dev=null",
-        f"data.tokenizer={corpus / 'tokenizer'}", f"model.init={args.preset}",
-        "model.overrides={}",  # the preset the batch sizes were searched for
-        "train.max_steps=1000000", f"train.max_time={args.minutes * 60}",
-        f"train.threads={args.threads}", "data.num_workers=1", "validation.every_steps=0",
-        "checkpoint.every_steps=0", "logging.progress=false", "logging.tensorboard=false",
-        *overrides, "--run-dir", str(run),
+    """``padless train`` of the preset the batch sizes were searched for, ``args.minutes`` of
+    wall time; its wall and CPU seconds."""
+    preset = [f"model.init={args.preset}", "model.overrides={}", "data.num_workers=1"]
+    return train(
+        config, run, [*corpus_overrides(corpus), *preset, *overrides],
+        seconds=args.minutes * 60, threads=args.threads,
     )  # fmt: skip
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"process_wall_s": time.perf_counter() - started, "process_cpu_s": cpu}
-
-
-def dev_loss(run: Path, corpus: Path, batch: int = 16) -> float:
-    """Mean per-token loss of the run's last checkpoint on the dev split (as validation
-    computes it: `padless.train.loop.loss_sums`)."""
-    last = sorted((run / "checkpoints").glob("step-*.pt"))[-1]
-    ckpt = load_checkpoint(last)
-    examples = sorted(read_manifest(str(corpus / "dev.jsonl")), key=lambda e: e.duration)
-    cpu = torch.device("cpu")
-    sums = loss_sums(
-        ckpt.model, ckpt.tokenizer(), examples, batch, cpu, torch.autocast("cpu", enabled=False)
-    )
-    return float(sums[0] / sums[1])
 
 
 def main() -> None:
@@ -130,12 +84,12 @@ def main() -> None:
     runs: dict[str, Path] = {"optimized": args.work / "optimized" / "run"}
     runs["baseline"] = args.work / "baseline" / "run"
     cost = {
-        "optimized": train(
+        "optimized": run_for(
             "configs/demo-tiny.yaml", args.corpus, runs["optimized"],
             [f"data.plan={opt_plan}", "batch={kind: table, path: "
              f"{args.work / 'optimized' / 'table.json'}}}"], args,
         ),
-        "baseline": train(
+        "baseline": run_for(
             "configs/fixed-batch.yaml", args.corpus, runs["baseline"],
             [f"data.plan={base_plan}", f"batch={{kind: fixed, batch_size: {base_batch}}}"], args,
         ),
@@ -149,7 +103,7 @@ def main() -> None:
             **summary,
             **cost[name],
             "audio_s_per_cpu_s": audio_s / cost[name]["process_cpu_s"],
-            "mean_batch_size": _mean_batch(runs[name]),
+            "mean_batch_size": mean_batch(runs[name]),
             "dev_loss": dev_loss(runs[name], args.corpus),
         }
     opt, base = results["optimized"], results["baseline"]
@@ -209,10 +163,6 @@ def main() -> None:
 
 def today_name(stem: str) -> str:
     return record_path(f"train-throughput-{stem}", ".png").name
-
-
-def _mean_batch(run: Path) -> float:
-    return float(np.nanmean(read_run(run).values["batch_size"]))
 
 
 if __name__ == "__main__":
