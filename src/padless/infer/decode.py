@@ -28,9 +28,16 @@ def left_pad_prompts(
     return tokens, offsets
 
 
-def output_limits(memory_lens: torch.Tensor, options: DecodingOptions) -> torch.Tensor:
-    """Max output tokens (EOS included) per row, bounded by the encoder frames."""
-    limits = torch.ceil(memory_lens.float() * options.max_tokens_per_frame).long()
+def output_limits(
+    memory_lens: torch.Tensor, options: DecodingOptions, prompt_len: int = 0
+) -> torch.Tensor:
+    """Max output tokens (EOS included) per row, bounded by the encoder frames (see
+    `DecodingOptions.max_generation_delta` for NeMo's rule, which counts the prompt)."""
+    delta = options.max_generation_delta
+    if delta is None:
+        limits = torch.ceil(memory_lens.float() * options.max_tokens_per_frame).long()
+    else:
+        limits = memory_lens.long() + (delta - prompt_len + (options.strategy == "beam"))
     return limits.clamp(min=1, max=options.max_new_tokens)
 
 
@@ -54,7 +61,7 @@ def decode_memory(
             raise ValueError("forced_lengths needs one length >= 1 per row")
         limits = torch.tensor(list(forced_lengths), dtype=torch.long, device=memory.device)
     else:
-        limits = output_limits(memory_lens, options)
+        limits = output_limits(memory_lens, options, tokens.shape[1])
     max_len = tokens.shape[1] + int(limits.max())
     cache = CACHES[options.cache](model.decoder, memory, memory_lens, max_len, offsets)
     strategy = STRATEGIES[options.strategy]
