@@ -115,6 +115,8 @@ STREAM, SAMPLER = StreamConfig, SamplerConfig
 
 OPTIONS: dict[str, dict[str, Field | Param | Kind | Own]] = {
     "version": {},
+    "convert from-nemo": {"out": REQUIRED},
+    "convert to-nemo": {"out": REQUIRED},
     "shard": {
         "out": REQUIRED,
         "shard_size": Field(ShardWriterConfig, "shard_size"),

@@ -158,7 +158,9 @@ def model_config(shape: Shape, tokenizer: dict[str, Any]) -> dict[str, Any]:
             "dropout_att": 0.1,
         },
         "transf_encoder": {
-            "_target_": "nemo.collections.asr.modules.transformer.transformer_encoders.TransformerEncoder",
+            "_target_": (
+                "nemo.collections.asr.modules.transformer.transformer_encoders.TransformerEncoder"
+            ),
             "num_layers": 0,
             "hidden_size": shape.dec_d,
             "inner_size": 4 * shape.dec_d,
@@ -209,7 +211,9 @@ def model_config(shape: Shape, tokenizer: dict[str, Any]) -> dict[str, Any]:
             "beam": {"beam_size": 1, "len_pen": 0.0, "max_generation_delta": 50},
         },
         "loss": {
-            "_target_": "nemo.collections.common.losses.smoothed_cross_entropy.SmoothedCrossEntropyLoss",
+            "_target_": (
+                "nemo.collections.common.losses.smoothed_cross_entropy.SmoothedCrossEntropyLoss"
+            ),
             "label_smoothing": 0.0,
             "pad_id": None,
         },

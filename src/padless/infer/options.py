@@ -45,8 +45,9 @@ class DecodingOptions:
     #: NeMo's limit instead of ``max_tokens_per_frame`` when set: ``encoder frames +
     #: max_generation_delta - prompt length`` tokens (EOS included), and one more in beam search,
     #: as NeMo's beam search emits one token before its step loop; still capped by
-    #: ``max_new_tokens``. NeMo takes the frames of the batch's longest utterance; this takes
-    #: each utterance's own, which is NeMo's limit at batch size 1 (see docs/nemo.md).
+    #: ``max_new_tokens``. NeMo counts the time axis of its encoder output, so the batch's
+    #: longest utterance sets every row's limit; this counts each utterance's own, which is
+    #: NeMo's limit at batch size 1 (see `padless.infer.decode.nemo_limit_frames`).
     max_generation_delta: int | None = None
     #: Greedy only: when at least this fraction of the rows still in the batch have finished,
     #: drop them from the batch (a copy of the caches' live rows), so finished utterances stop

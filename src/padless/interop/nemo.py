@@ -684,17 +684,20 @@ def _plain(value: Any) -> Any:
 # ------------------------------------------------------------------------------ to NeMo
 
 
-def nemo_config(
-    config: ModelConfig, tok: CanaryTokenizer, files: Mapping[str, str]
-) -> dict[str, Any]:
-    """NeMo's Canary config for a padless model; ``files`` names each block's model file."""
+def nemo_config(config: ModelConfig, tok: CanaryTokenizer) -> dict[str, Any]:
+    """NeMo's Canary config for a padless model (tokenizer files named as `to_nemo` writes)."""
     _check_exportable(config)
     enc, dec, feats, spec = config.encoder, config.decoder, config.features, config.spec_augment
     langs = {
-        SPECIAL_BLOCK: {"dir": None, "type": "bpe", "model_path": f"nemo:{files[SPECIAL_BLOCK]}"}
+        block: {
+            "dir": block,  # NeMo wants one; every file it reads is named below
+            "type": "bpe",
+            "model_path": f"nemo:{block}_tokenizer.model",
+            "vocab_path": f"nemo:{block}_vocab.txt",
+            "spe_tokenizer_vocab": f"nemo:{block}_tokenizer.vocab",
+        }
+        for block in (SPECIAL_BLOCK, *tok.block_order)
     }
-    for lang in tok.block_order:
-        langs[lang] = {"dir": None, "type": "bpe", "model_path": f"nemo:{files[lang]}"}
     return {
         "sample_rate": feats.sample_rate,
         "prompt_format": tok.prompt_format.name,
@@ -713,8 +716,9 @@ def nemo_config(
             "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
             "sample_rate": feats.sample_rate,
             "normalize": "per_feature",
-            "n_window_size": feats.win_length,
-            "n_window_stride": feats.hop_length,
+            # Seconds: NeMo refuses sample counts alongside its default window_size.
+            "window_size": feats.win_length / feats.sample_rate,
+            "window_stride": feats.hop_length / feats.sample_rate,
             "window": "hann",
             "features": feats.n_mels,
             "n_fft": feats.n_fft,
@@ -872,12 +876,21 @@ def to_nemo(model: AEDModel, tok: CanaryTokenizer, out: str | os.PathLike[str]) 
             f"{model.config.vocab_size}",
             "not exportable",
         )
-    files = {SPECIAL_BLOCK: f"{SPECIAL_BLOCK}_tokenizer.model"}
-    blobs = {files[SPECIAL_BLOCK]: _special_model(tok)}
-    for lang in tok.block_order:
-        files[lang] = f"{lang}_tokenizer.model"
-        blobs[files[lang]] = tok.sentencepiece_model(lang)
-    config = nemo_config(model.config, tok, files)
+    blobs: dict[str, bytes] = {}
+    models = {SPECIAL_BLOCK: _special_model(tok)}
+    models.update({lang: tok.sentencepiece_model(lang) for lang in tok.block_order})
+    for block, proto in models.items():
+        sp = spm.SentencePieceProcessor(model_proto=proto)
+        pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+        scores = [sp.get_score(i) for i in range(sp.get_piece_size())]
+        blobs[f"{block}_tokenizer.model"] = proto
+        # The two vocabulary listings NeMo's tokenizer setup registers (it reads neither back
+        # for SentencePiece BPE): pieces, and pieces with scores.
+        blobs[f"{block}_vocab.txt"] = "".join(f"{p}\n" for p in pieces).encode()
+        blobs[f"{block}_tokenizer.vocab"] = "".join(
+            f"{p}\t{c}\n" for p, c in zip(pieces, scores, strict=True)
+        ).encode()
+    config = nemo_config(model.config, tok)
     weights = io.BytesIO()
     torch.save(state_dict_to_nemo(model), weights)
     blobs[CONFIG_FILE] = yaml.safe_dump(config, sort_keys=False).encode()
@@ -939,8 +952,10 @@ def convert_to_nemo(checkpoint: str | os.PathLike[str], out: str | os.PathLike[s
     """A padless checkpoint (with its tokenizer) as a ``.nemo`` archive."""
     from padless.model.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(checkpoint)
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
     try:
+        ckpt = load_checkpoint(checkpoint)
         tok = ckpt.tokenizer()
     except ValueError as err:
         raise NemoConversionError(str(err), "no tokenizer") from None
