@@ -40,6 +40,10 @@ class Shape:
     conv_kernel: int
     pieces_per_lang: int
     seed: int
+    langs: tuple[str, ...] = LANGS
+    #: Strip each SentencePiece model's normalisation table (identity normalisation): a model
+    #: file shrinks from ~240 kB to a few kB, for the fixtures committed to the tests.
+    small_tokenizers: bool = False
 
 
 SHAPES = {
@@ -75,9 +79,9 @@ def _tokenizers(root: Path, shape: Shape, texts: dict[str, list[str]]) -> dict[s
 
     extra = CANARY2_TOKENS if shape.prompt_format == "canary2" else CANARY1_TOKENS
     spl_dir = root / "spl_tokens"
-    CanaryTokenizer.build_special_tokenizer([*extra, *LANGS], spl_dir, force_rebuild=True)
+    CanaryTokenizer.build_special_tokenizer([*extra, *shape.langs], spl_dir, force_rebuild=True)
     langs: dict[str, Any] = {"spl_tokens": {"dir": str(spl_dir), "type": "bpe"}}
-    for lang in LANGS:
+    for lang in shape.langs:
         text_file = root / f"{lang}.txt"
         text_file.write_text("\n".join(texts[lang]) + "\n")
         create_spt_model(
@@ -89,6 +93,9 @@ def _tokenizers(root: Path, shape: Shape, texts: dict[str, list[str]]) -> dict[s
             output_dir=str(root / lang),
         )
         langs[lang] = {"dir": str(root / lang), "type": "bpe"}
+    if shape.small_tokenizers:
+        for spec in langs.values():
+            _strip_normalizer(Path(spec["dir"]) / "tokenizer.model")
     return {
         "dir": None,
         "type": "agg",
@@ -97,6 +104,17 @@ def _tokenizers(root: Path, shape: Shape, texts: dict[str, list[str]]) -> dict[s
             "_target_": "nemo.collections.common.tokenizers.canary_tokenizer.CanaryTokenizer"
         },
     }
+
+
+def _strip_normalizer(path: Path) -> None:
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto()
+    proto.ParseFromString(path.read_bytes())
+    proto.normalizer_spec.name = "identity"
+    proto.normalizer_spec.precompiled_charsmap = b""
+    proto.denormalizer_spec.precompiled_charsmap = b""
+    path.write_bytes(proto.SerializeToString())
 
 
 def model_config(shape: Shape, tokenizer: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping
@@ -928,24 +929,52 @@ def _special_model(tok: CanaryTokenizer) -> bytes:
 
 
 def _user_symbol_model(symbols: list[str]) -> bytes:
-    """A SentencePiece model of ``<unk>`` followed by exactly ``symbols``, in order."""
-    from sentencepiece import sentencepiece_model_pb2 as pb
+    """A SentencePiece model (serialized ``ModelProto``) of ``<unk>`` followed by exactly
+    ``symbols`` as user-defined pieces, with identity normalisation.
 
-    proto = pb.ModelProto()
-    proto.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
-    proto.trainer_spec.vocab_size = len(symbols) + 1
-    proto.trainer_spec.unk_id = 0
-    proto.trainer_spec.bos_id = -1
-    proto.trainer_spec.eos_id = -1
-    proto.trainer_spec.pad_id = -1
-    proto.normalizer_spec.name = "identity"
-    proto.normalizer_spec.add_dummy_prefix = False
-    unk = proto.pieces.add()
-    unk.piece, unk.score, unk.type = "<unk>", 0.0, pb.ModelProto.SentencePiece.UNKNOWN
-    for symbol in symbols:
-        piece = proto.pieces.add()
-        piece.piece, piece.score, piece.type = symbol, 0.0, pb.ModelProto.SentencePiece.USER_DEFINED
-    return proto.SerializeToString()
+    Written with the protobuf wire format by hand: the fields are few and fixed, and padless
+    does not depend on the protobuf package."""
+    unknown, user_defined, unigram = 2, 4, 1  # SentencePiece.Type, TrainerSpec.ModelType
+
+    def piece(text: str, kind: int) -> bytes:
+        # piece (1, string), score (2, float 0.0), type (3, enum)
+        return _field(1, text.encode()) + _key(2, 5) + struct.pack("<f", 0.0) + _int(3, kind)
+
+    trainer = (
+        _int(3, unigram)
+        + _int(4, len(symbols) + 1)
+        + _int(40, 0)  # unk_id
+        + _int(41, -1)  # bos_id
+        + _int(42, -1)  # eos_id
+        + _int(43, -1)  # pad_id
+    )
+    normalizer = _field(1, b"identity") + _int(3, 0) + _int(4, 0) + _int(5, 1)
+    pieces = _field(1, piece("<unk>", unknown)) + b"".join(
+        _field(1, piece(s, user_defined)) for s in symbols
+    )
+    return pieces + _field(2, trainer) + _field(3, normalizer)
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int32 values are 10-byte two's complement varints
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _key(number: int, wire_type: int) -> bytes:
+    return _varint(number << 3 | wire_type)
+
+
+def _int(number: int, value: int) -> bytes:
+    return _key(number, 0) + _varint(value)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _key(number, 2) + _varint(len(payload)) + payload
 
 
 def convert_to_nemo(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
