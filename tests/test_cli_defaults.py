@@ -115,7 +115,10 @@ STREAM, SAMPLER = StreamConfig, SamplerConfig
 
 OPTIONS: dict[str, dict[str, Field | Param | Kind | Own]] = {
     "version": {},
-    "convert from-nemo": {"out": REQUIRED},
+    "convert from-nemo": {
+        "out": REQUIRED,
+        "tokenizer_dir": Own("None: the tokenizer is only inside the checkpoint", None),
+    },
     "convert to-nemo": {"out": REQUIRED},
     "shard": {
         "out": REQUIRED,

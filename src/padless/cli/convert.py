@@ -21,6 +21,10 @@ def register(app: typer.Typer) -> None:
 def from_nemo(
     model: Annotated[Path, typer.Argument(help="A NeMo Canary .nemo file.")],
     out: Annotated[Path, typer.Option("--out", help="padless checkpoint to write (.pt).")],
+    tokenizer_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also save the tokenizer here (a training config's data.tokenizer)."),
+    ] = None,
 ) -> None:
     """A NeMo Canary model (EncDecMultiTaskModel) as a padless checkpoint with its tokenizer,
     for `padless transcribe` and as `padless train` initialisation. Anything padless cannot
@@ -28,6 +32,8 @@ def from_nemo(
     from padless.interop.nemo import convert_from_nemo
 
     converted = convert_from_nemo(model, out)
+    if tokenizer_dir is not None:
+        converted.tokenizer.save(tokenizer_dir)
     config, tok = converted.model.config, converted.tokenizer
     typer.echo(
         f"{model} -> {out}: encoder {config.encoder.n_layers} x {config.encoder.d_model}, "
