@@ -180,7 +180,8 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"(the corpus's test split), longest first in batches of {args.batch_size}; "
         f"max_generation_delta {DELTA}, beam {BEAM}, length penalty 0; "
         f"device {result['device']}, {result['threads']} torch thread(s). Each batch runs "
-        "NeMo then padless kv then padless recompute, for greedy then beam; one warm-up batch first, not counted. "
+        "NeMo then padless kv then padless recompute, for greedy then beam; one warm-up batch "
+        "first, not counted. "
         f"{args.conditions} Compare rows within this record only.",
         "",
         f"Identical tokens on all three (utterances): greedy {result['identical']['greedy']}, "
