@@ -223,15 +223,24 @@ def model_config(archive: NemoArchive) -> ModelConfig:
     head.require("log_softmax", True, True)
     head.require("hidden_size", decoder.d_model)
     head.get("activation")  # unused with one layer
-    vocab = head.require("num_classes", _positive_int)
+    # The output layer's size: the embedding's rows (NeMo rounds the tokenizer's size up to a
+    # multiple of 8); the config's num_classes, when set, must agree.
+    embedding = archive.state_dict.get("transf_decoder._embedding.token_embedding.weight")
+    if embedding is None:
+        raise NemoConversionError(
+            f"{path}: weight transf_decoder._embedding.token_embedding.weight is missing",
+            "missing weight",
+        )
+    vocab = int(embedding.shape[0])
+    head.require("num_classes", lambda n: n in (None, vocab), None)
     head.finish()
     loss = cfg.get("loss") or {}
-    tokenizer_vocab = _tokenizer_vocab_size(archive)
+    special_ids = _special_ids(archive)
     return ModelConfig(
         name=path.stem,
         vocab_size=vocab,
-        pad_id=tokenizer_vocab["pad_id"],
-        eos_id=tokenizer_vocab["eos_id"],
+        pad_id=special_ids["pad_id"],
+        eos_id=special_ids["eos_id"],
         features=features,
         spec_augment=spec,
         encoder=encoder,
@@ -286,9 +295,16 @@ def _spec_augment(archive: NemoArchive) -> SpecAugmentConfig:
     values = archive.config.get("spec_augment")
     if values is None:
         return SpecAugmentConfig(freq_masks=0, time_masks=0)
-    spec = _Section(archive, "spec_augment", values, ("rect_masks", "rect_time", "rect_freq"))
+    # How NeMo vectorises the masks does not change what they are.
+    spec = _Section(
+        archive,
+        "spec_augment",
+        values,
+        ("rect_time", "rect_freq", "use_vectorized_spec_augment", "use_numba_spec_augment"),
+    )
     _target(spec, "SpectrogramAugmentation")
     spec.require("rect_masks", 0, 0)
+    spec.require("mask_value", 0.0, 0.0)
     time_width = spec.require("time_width", lambda v: isinstance(v, float), 0.05)
     out = SpecAugmentConfig(
         freq_masks=int(spec.get("freq_masks", 0)),
@@ -423,7 +439,9 @@ def _special_pieces(model: bytes) -> list[str]:
     return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
-def _tokenizer_vocab_size(archive: NemoArchive) -> dict[str, int]:
+def _special_ids(archive: NemoArchive) -> dict[str, int]:
+    """``pad_id`` and ``eos_id``: where NeMo's special block has ``<pad>`` and
+    ``<|endoftext|>``."""
     specials = _special_pieces(_tokenizer_blocks(archive)[0].model)
     ids = {}
     for key, token in (("pad_id", "<pad>"), ("eos_id", "<|endoftext|>")):

@@ -80,8 +80,9 @@ class DecoderConfig:
     attn_dropout: float = 0.1
     #: Where the input embedding's sqrt(d_model) goes: ``tokens`` multiplies the token
     #: embeddings by it (padless), ``positions`` divides the sinusoids by it instead (NeMo's
-    #: Transformer). The embedding layer norm makes the two equal up to its epsilon, which is
-    #: not negligible at small widths; converted NeMo models use ``positions``.
+    #: Transformer). The embedding layer norm makes the two equal up to its epsilon, which
+    #: weighs as much as the embeddings are small (variance ~1/d at initialisation, so ~1e-5 * d
+    #: relative); converted NeMo models use ``positions``.
     embedding_scale: Literal["tokens", "positions"] = "tokens"
 
     @property
