@@ -234,6 +234,7 @@ OPTIONS: dict[str, dict[str, Field | Param | Kind | Own]] = {
         "beam_size": Field(DecodingOptions, "beam_size"),
         "length_penalty": Field(DecodingOptions, "length_penalty"),
         "decoding": Field(DecodingOptions, "cache"),
+        "max_generation_delta": Field(DecodingOptions, "max_generation_delta"),
         "device": Own("where the checkpoint is loaded", "cpu"),
         "out": Own("None: stdout", None),
     },

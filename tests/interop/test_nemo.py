@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import torch
 import yaml
@@ -136,6 +137,20 @@ def test_checkpoint_from_the_command_line_transcribes(tmp_path: Path) -> None:
     options = DecodingOptions(max_generation_delta=ref["max_generation_delta"])
     hyps = decode_batch(loaded.model, audio, ref["audio_lens"], ref["prompts"], options)
     assert [h.tokens for h in hyps] == ref["greedy"]
+    # `padless transcribe` with NeMo's output limit: NeMo's greedy transcript of each file.
+    import soundfile as sf
+
+    wavs = []
+    for i in range(2):
+        wavs.append(tmp_path / f"u{i}.wav")
+        pcm = ref["audio_int16"][i, : int(ref["audio_lens"][i])].numpy()
+        sf.write(wavs[i], pcm, 16000, subtype="PCM_16")
+    delta = str(ref["max_generation_delta"])
+    argv = ["transcribe", str(ckpt), str(wavs[0]), "--source-lang", "en", "--pnc"]
+    result = runner.invoke(app, [*argv, "--max-generation-delta", delta])
+    assert result.exit_code == 0, result.output
+    text = orjson.loads(result.stdout)["text"]
+    assert text and text == tok.decode(ref["greedy"][0])
     result = runner.invoke(app, ["convert", "to-nemo", str(ckpt), "--out", str(back)])
     assert result.exit_code == 0, result.output
     assert read_nemo(back).config["prompt_format"] == "canary2"
