@@ -38,7 +38,7 @@ from padless.data.stream import read_manifest  # noqa: E402
 from padless.infer import DecodingOptions, decode_batch  # noqa: E402
 from padless.infer.transcribe import pad_audio  # noqa: E402
 from padless.interop.nemo import from_nemo, to_nemo  # noqa: E402
-from record import environment, write_record  # noqa: E402
+from record import command, environment, write_record  # noqa: E402
 
 #: fp32 tolerances the comparison must meet (largest absolute difference): log-mel features
 #: (NeMo takes |X| with a square root and squares it again), encoder states relative to their
@@ -261,7 +261,7 @@ def render(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         "# padless against NeMo: converted Canary models",
         "",
-        f"`{' '.join(sys.argv)}`",
+        f"`{command()}`",
         "",
         "Random-weight `EncDecMultiTaskModel`s built with NeMo's own code (shapes in "
         "`bench/peers/nemo/canary.py`), saved as .nemo, converted by `padless.interop.nemo`, "

@@ -39,7 +39,7 @@ from padless.data.stream import read_manifest  # noqa: E402
 from padless.infer import DecodingOptions, decode_memory  # noqa: E402
 from padless.infer.transcribe import pad_audio  # noqa: E402
 from padless.interop.nemo import from_nemo  # noqa: E402
-from record import environment, write_record  # noqa: E402
+from record import command, environment, write_record  # noqa: E402
 
 SHAPE = canary.Shape("canary-speed", "canary", 80, 176, 6, 4, 176, 6, 4, 64, 9, 256, 2)
 DELTA = 10
@@ -173,7 +173,7 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         "# Decoding speed side by side: NeMo against padless (CPU)",
         "",
-        f"`{' '.join(sys.argv)}`",
+        f"`{command()}`",
         "",
         f"Model: {result['model']} (random weights built with NeMo; shape "
         f"{result['shape']}). {result['utterances']} utterances, {audio_s:.1f} s of audio "

@@ -81,8 +81,8 @@ class DecoderConfig:
     #: Where the input embedding's sqrt(d_model) goes: ``tokens`` multiplies the token
     #: embeddings by it (padless), ``positions`` divides the sinusoids by it instead (NeMo's
     #: Transformer). The embedding layer norm makes the two equal up to its epsilon, which
-    #: weighs as much as the embeddings are small (variance ~1/d at initialisation, so ~1e-5 * d
-    #: relative); converted NeMo models use ``positions``.
+    #: weighs as much as the embeddings are small (variance ~1/d at initialisation: a relative
+    #: difference of order 1e-5 * d); converted NeMo models use ``positions``.
     embedding_scale: Literal["tokens", "positions"] = "tokens"
 
     @property
