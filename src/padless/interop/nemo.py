@@ -487,7 +487,7 @@ def tokenizer(archive: NemoArchive, vocab_size: int) -> CanaryTokenizer:
 
 
 def _encoder_layer_keys(i: int) -> dict[str, str]:
-    """padless key suffix -> NeMo key suffix within encoder layer ``i`` (plain copies)."""
+    """padless key -> NeMo key of encoder layer ``i``'s plain copies."""
     pairs = {
         "norm_ff1": "norm_feed_forward1",
         "ff1.linear1": "feed_forward1.linear1",
