@@ -3,6 +3,7 @@
 #               layers), type-check, run the default suite
 #   make demo   the end-to-end demo: corpus, tokenizer, plan, batch sizes, training, evaluation,
 #               RTFx -> data/demo/report.md (padless demo; steps already done are kept)
+#   make nemo-peer  the NeMo peer's own environment, bench/peers/nemo/.venv (docs/nemo.md)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +13,7 @@ DEMO_DIR ?= data/demo
 # CPU build of torch, installed before the package so nothing resolves a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test test-all lint format typecheck demo bench clean
+.PHONY: install test test-all lint format typecheck demo bench clean nemo-peer
 
 install: $(STAMP)
 
@@ -42,6 +43,9 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/padless demo --out $(DEMO_DIR)
+
+nemo-peer:
+	$(MAKE) -C bench/peers/nemo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

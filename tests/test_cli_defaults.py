@@ -115,6 +115,11 @@ STREAM, SAMPLER = StreamConfig, SamplerConfig
 
 OPTIONS: dict[str, dict[str, Field | Param | Kind | Own]] = {
     "version": {},
+    "convert from-nemo": {
+        "out": REQUIRED,
+        "tokenizer_dir": Own("None: the tokenizer is only inside the checkpoint", None),
+    },
+    "convert to-nemo": {"out": REQUIRED},
     "shard": {
         "out": REQUIRED,
         "shard_size": Field(ShardWriterConfig, "shard_size"),
@@ -229,6 +234,7 @@ OPTIONS: dict[str, dict[str, Field | Param | Kind | Own]] = {
         "beam_size": Field(DecodingOptions, "beam_size"),
         "length_penalty": Field(DecodingOptions, "length_penalty"),
         "decoding": Field(DecodingOptions, "cache"),
+        "max_generation_delta": Field(DecodingOptions, "max_generation_delta"),
         "device": Own("where the checkpoint is loaded", "cpu"),
         "out": Own("None: stdout", None),
     },

@@ -13,6 +13,7 @@ from padless.data.example import Example, FileAudio, derive_id
 COMMANDS = {
     "bench-rtfx",
     "bench-sampler",
+    "convert",
     "corpus",
     "demo",
     "evaluate",

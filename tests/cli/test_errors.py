@@ -226,6 +226,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("demo", ["--out", "{root}/d", "--vocab-per-lang", "1"], "--vocab-per-lang"),
     ("demo", ["--out", "{root}/d", "--config", "{bad-config}"], "bad-config.yaml"),
     ("demo", ["--out", "{root}/d", "--config", "{missing}"], "missing.jsonl"),
+    # NeMo conversion
+    ("convert from-nemo", ["{missing}", "--out", "{root}/m.pt"], "missing.jsonl"),
+    ("convert from-nemo", ["{good}", "--out", "{root}/m.pt"], "not a .nemo archive"),
+    ("convert to-nemo", ["{missing}", "--out", "{root}/m.nemo"], "missing.jsonl"),
+    ("convert to-nemo", ["{good}", "--out", "{root}/m.nemo"], "not a readable padless"),
 ]
 
 

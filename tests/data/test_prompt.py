@@ -92,6 +92,24 @@ def test_invalid_combinations_name_the_example() -> None:
 
 def test_format_registry() -> None:
     assert isinstance(get_prompt_format("canary"), CanaryPromptFormat)
-    assert set(PROMPT_FORMATS) == {"canary"}
-    with pytest.raises(ValueError, match="unknown prompt format 'canary2'; known: canary"):
-        get_prompt_format("canary2")
+    assert set(PROMPT_FORMATS) == {"canary", "canary2"}
+    with pytest.raises(ValueError, match="unknown prompt format 'canary3'; known: canary, canary2"):
+        get_prompt_format("canary3")
+
+
+def test_canary2_prompt_fixes_the_slots_padless_examples_lack() -> None:
+    fmt = get_prompt_format("canary2")
+    assert fmt.tokens("en", "de", "ast", False) == [
+        "<|startofcontext|>",
+        "<|startoftranscript|>",
+        "<|emo:undefined|>",
+        "<|en|>",
+        "<|de|>",
+        "<|nopnc|>",
+        "<|noitn|>",
+        "<|notimestamp|>",
+        "<|nodiarize|>",
+    ]
+    assert fmt.tokens("fr", "fr", "asr", True)[3:6] == ["<|fr|>", "<|fr|>", "<|pnc|>"]
+    with pytest.raises(PromptError, match="asr needs source_lang == target_lang"):
+        fmt.tokens("en", "de", "asr", True)

@@ -35,3 +35,28 @@ def test_few_query_path_equals_sdpa(queries: int, mask_kind: str) -> None:
         k2[~valid[:, None, :, None].expand_as(k2)] = 1e3
         v2[~valid[:, None, :, None].expand_as(v2)] = -1e3
         torch.testing.assert_close(attn.attend(q, k2, v2, mask), got, rtol=1e-5, atol=1e-5)
+
+
+def test_embedding_scale_positions_is_nemo_order() -> None:
+    """``embedding_scale="positions"``: LN(E + P / sqrt(d)) (NeMo) against padless's
+    LN(E sqrt(d) + P): equal up to the layer norm's epsilon, which matters as much as the
+    embeddings are small (variance 1/d at initialisation)."""
+    from padless.model.config import DecoderConfig
+    from padless.model.decoder import TransformerDecoder
+    from padless.model.layers import sinusoids
+
+    d = 64
+    cfg = DecoderConfig(d_model=d, n_layers=1, n_heads=2, embedding_scale="positions")
+    theirs = TransformerDecoder(cfg, 20).eval()
+    theirs.reset_parameters()  # embeddings with std d^-1/2, as NeMo and padless initialise
+    ours = TransformerDecoder(DecoderConfig(d_model=d, n_layers=1, n_heads=2), 20).eval()
+    ours.load_state_dict(theirs.state_dict())
+    tokens, positions = torch.tensor([[3, 4, 5]]), torch.arange(3)
+    with torch.no_grad():
+        expected = theirs.embedding_norm(
+            theirs.embedding(tokens) + sinusoids(positions, d, torch.float32) / d**0.5
+        )
+        torch.testing.assert_close(theirs.embed(tokens, positions), expected)
+        close = ours.embed(tokens, positions)
+    torch.testing.assert_close(close, expected, atol=1e-2, rtol=0)
+    assert (close - expected).abs().max() > 1e-5

@@ -101,3 +101,20 @@ def test_spec_augment_masks_stay_in_bounds() -> None:
     # Everything else is untouched.
     assert ((out == 1) | zero).all()
     assert torch.equal(spec_augment(feats, lens, SpecAugmentConfig(0, 0, 0, 0.0)), feats)
+
+
+def test_nemo_frame_count_leaves_the_last_centred_frame_out() -> None:
+    """``count_last_frame=False`` (NeMo's count): ``L // hop`` valid frames, normalised over
+    those only, and the frame past them is padding (zero)."""
+    audio = torch.randn(1, 16_000 + 100)
+    ours = LogMelFeatures(FeatureConfig(n_mels=32))
+    nemo = LogMelFeatures(FeatureConfig(n_mels=32, count_last_frame=False))
+    lens = torch.tensor([audio.shape[1]])
+    mine, mine_lens = ours(audio, lens)
+    theirs, their_lens = nemo(audio, lens)
+    assert int(mine_lens) == 101 and int(their_lens) == 100
+    assert torch.all(theirs[0, 100] == 0) and not torch.all(mine[0, 100] == 0)
+    # Statistics over 100 frames instead of 101: every valid frame changes a little.
+    assert not torch.allclose(mine[0, :100], theirs[0, :100])
+    valid = theirs[0, :100]
+    torch.testing.assert_close(valid.mean(0), torch.zeros(32), atol=1e-5, rtol=0)

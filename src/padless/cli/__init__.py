@@ -11,6 +11,7 @@ Each area registers its commands from its own module, so a command is found by n
 - oomptimizer.py  oomptimize
 - train.py        train
 - eval.py         evaluate, plot-run
+- convert.py      convert from-nemo, convert to-nemo
 - options.py      which options the user gave (`given`), field defaults (`default_of`)
 
 Option defaults, and the choices of options whose config field is a `Literal`, are read from
@@ -47,6 +48,7 @@ _COMMAND_MODULES = (
     "oomptimizer",
     "train",
     "eval",
+    "convert",
 )
 
 

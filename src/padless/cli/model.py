@@ -160,6 +160,13 @@ def transcribe(
     decoding: Annotated[
         CacheMode, typer.Option(help="kv, or recompute (the NeMo-like reference).")
     ] = _DECODING.cache,
+    max_generation_delta: Annotated[
+        int | None,
+        typer.Option(
+            help="NeMo's output limit: encoder frames + this - prompt length (default: "
+            "2 tokens per encoder frame)."
+        ),
+    ] = _DECODING.max_generation_delta,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Write JSON lines here (default: stdout).")
@@ -238,7 +245,9 @@ def transcribe(
 def _decoding_options(ctx: typer.Context) -> DecodingOptions:
     """`DecodingOptions` with only the options the user gave replaced; beam settings need
     --strategy beam."""
-    options = given(ctx, "strategy", "beam_size", "length_penalty", "decoding")
+    options = given(
+        ctx, "strategy", "beam_size", "length_penalty", "decoding", "max_generation_delta"
+    )
     if "decoding" in options:
         options["cache"] = options.pop("decoding")
     decoding = replace(DecodingOptions(), **options)

@@ -137,8 +137,48 @@ class CanaryPromptFormat(PromptFormat):
         ]
 
 
+# Canary-2's extra special tokens (canary-1b-flash, canary-180m-flash).
+STARTOFCONTEXT = "<|startofcontext|>"
+EMO_UNDEFINED = "<|emo:undefined|>"
+NOITN = "<|noitn|>"
+NOTIMESTAMP = "<|notimestamp|>"
+NODIARIZE = "<|nodiarize|>"
+
+
+class Canary2PromptFormat(PromptFormat):
+    """The 9-token Canary-2 prompt (canary-1b-flash, canary-180m-flash)::
+
+        <|startofcontext|> <|startoftranscript|> <|emo:undefined|> <|src|> <|tgt|>
+        <|pnc|> or <|nopnc|> <|noitn|> <|notimestamp|> <|nodiarize|>
+
+    The task is implied by the languages (equal: ASR, different: AST). The slots padless
+    examples do not carry are fixed: no decoder context, emotion undefined, no inverse text
+    normalisation, no timestamps, no diarization.
+    """
+
+    name = "canary2"
+    tokens_used = (STARTOFCONTEXT, SOT, EMO_UNDEFINED, PNC, NOPNC, NOITN, NOTIMESTAMP, NODIARIZE)
+
+    def tokens(self, source_lang: str, target_lang: str, task: Task, pnc: bool) -> list[str]:
+        # The Canary-1 rules of task vs languages hold here too.
+        CanaryPromptFormat().tokens(source_lang, target_lang, task, pnc)
+        return [
+            STARTOFCONTEXT,
+            SOT,
+            EMO_UNDEFINED,
+            lang_token(source_lang),
+            lang_token(target_lang),
+            PNC if pnc else NOPNC,
+            NOITN,
+            NOTIMESTAMP,
+            NODIARIZE,
+        ]
+
+
 #: Prompt formats by name. Add a format by subclassing `PromptFormat` and registering it here.
-PROMPT_FORMATS: dict[str, type[PromptFormat]] = {CanaryPromptFormat.name: CanaryPromptFormat}
+PROMPT_FORMATS: dict[str, type[PromptFormat]] = {
+    fmt.name: fmt for fmt in (CanaryPromptFormat, Canary2PromptFormat)
+}
 
 
 def get_prompt_format(name: str) -> PromptFormat:

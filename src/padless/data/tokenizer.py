@@ -10,6 +10,12 @@ Id layout (fixed; the model, the prompts and the sampler rely on it)::
 
 so with L languages of V pieces each the vocabulary has ``8 + L + L * V`` ids (4108 for 4 x 1024).
 
+A tokenizer converted from another toolkit (NeMo's Canary aggregate tokenizer, see
+`padless.interop`) keeps that toolkit's ids instead: an explicit list of special tokens (any
+order, any number, the language tokens and the prompt format's tokens among them), the
+languages' blocks in a given order after it, and optionally unused ids at the end (NeMo pads
+its output layer to a multiple of 8). Those ids decode to nothing, like special tokens.
+
 The per-language models have no BOS/EOS/PAD pieces of their own (those are the shared specials
 above) and keep SentencePiece's ``<unk>`` as their piece 0, so a character a language never saw in
 training encodes to that language's ``<unk>`` id and decodes to SentencePiece's `` ⁇ ``. Training
@@ -116,8 +122,17 @@ class CanaryTokenizer:
         models: Mapping[str, bytes],
         prompt_format: str = "canary",
         training: Mapping[str, Any] | None = None,
+        *,
+        specials: Sequence[str] | None = None,
+        block_order: Sequence[str] | None = None,
+        reserved: int = 0,
     ) -> None:
-        """``models`` maps language code -> serialized SentencePiece model (a ``.model`` file)."""
+        """``models`` maps language code -> serialized SentencePiece model (a ``.model`` file).
+
+        The id layout is the fixed one of the module docstring unless given: ``specials`` the
+        token of each id before the first block, ``block_order`` the languages' blocks in id
+        order, ``reserved`` unused ids after the last block.
+        """
         if not models:
             raise ValueError("a tokenizer needs at least one language model")
         self._languages = tuple(sorted(check_lang_code(lang) for lang in models))
@@ -135,21 +150,44 @@ class CanaryTokenizer:
                 )
             self._sp[lang] = sp
 
-        tokens = list(SPECIAL_TOKENS) + [lang_token(lang) for lang in self._languages]
+        self._explicit_specials = specials is not None
+        if specials is None:
+            tokens = list(SPECIAL_TOKENS) + [lang_token(lang) for lang in self._languages]
+        else:
+            tokens = list(specials)
+            needed = [PAD, EOS, SOT, NOSPEECH] + [lang_token(lang) for lang in self._languages]
+            missing = [t for t in needed if t not in tokens]
+            if missing or len(set(tokens)) != len(tokens):
+                raise ValueError(
+                    f"special tokens must be unique and include {missing or needed}"
+                    if missing
+                    else "special tokens must be unique"
+                )
+        self._blocks = tuple(block_order) if block_order is not None else self._languages
+        if sorted(self._blocks) != list(self._languages):
+            raise ValueError(
+                f"block_order {list(self._blocks)} is not an order of the languages "
+                f"{list(self._languages)}"
+            )
+        if reserved < 0:
+            raise ValueError(f"reserved must be >= 0, got {reserved}")
         self._special_ids = MappingProxyType({tok: i for i, tok in enumerate(tokens)})
+        self._special_tokens = tuple(tokens)
         self._num_special = len(tokens)
         offsets: dict[str, int] = {}
         sizes: dict[str, int] = {}
         start = self._num_special
-        for lang in self._languages:
+        for lang in self._blocks:
             offsets[lang] = start
             sizes[lang] = self._sp[lang].get_piece_size()
             start += sizes[lang]
         self._offsets = MappingProxyType(offsets)
         self._sizes = MappingProxyType(sizes)
-        self._vocab_size = start
+        self._pieces_end = start  # ids from here on are reserved (unused)
+        self._reserved = reserved
+        self._vocab_size = start + reserved
         # Block starts in id order, for decode's language lookup.
-        self._block_starts = [offsets[lang] for lang in self._languages]
+        self._block_starts = [offsets[lang] for lang in self._blocks]
         # Prompts by (source, target, task, pnc): as asked, and as an example's raw fields give
         # them (None for a language an ASR example leaves out), so counting is a dict lookup.
         self._prompt_cache: dict[tuple[str, str, Task, bool], tuple[int, ...]] = {}
@@ -216,10 +254,26 @@ class CanaryTokenizer:
         """Id of the ``<|lang|>`` token."""
         return self._special_ids[lang_token(self._check_lang(lang))]
 
+    @property
+    def block_order(self) -> tuple[str, ...]:
+        """Languages in the id order of their blocks (sorted, unless the layout says so)."""
+        return self._blocks
+
+    @property
+    def reserved(self) -> int:
+        """Unused ids after the last block (they decode to nothing)."""
+        return self._reserved
+
+    def sentencepiece_model(self, lang: str) -> bytes:
+        """The serialized SentencePiece model of a language's block (a ``.model`` file)."""
+        return self._protos[self._check_lang(lang)]
+
     def id_to_piece(self, token_id: int) -> str:
         """The token string or SentencePiece piece of an id (for inspection)."""
-        if token_id < self._num_special:
-            return next(t for t, i in self._special_ids.items() if i == token_id)
+        if 0 <= token_id < self._num_special:
+            return self._special_tokens[token_id]
+        if self._pieces_end <= token_id < self._vocab_size:
+            return f"<reserved:{token_id}>"
         lang = self._lang_of(token_id)
         return self._sp[lang].id_to_piece(token_id - self._offsets[lang])
 
@@ -234,9 +288,7 @@ class CanaryTokenizer:
         if not 0 <= token_id < self._vocab_size:
             raise ValueError(f"token id {token_id} out of range [0, {self._vocab_size})")
         # Few languages: a linear scan from the top beats bisect's call overhead.
-        for lang, start in zip(
-            reversed(self._languages), reversed(self._block_starts), strict=True
-        ):
+        for lang, start in zip(reversed(self._blocks), reversed(self._block_starts), strict=True):
             if token_id >= start:
                 return lang
         raise ValueError(f"token id {token_id} is a special token, not a piece")
@@ -266,7 +318,7 @@ class CanaryTokenizer:
         runs: list[tuple[str, list[int]]] = []  # (language, local piece ids)
         for raw_id in ids:
             token_id = int(raw_id)
-            if 0 <= token_id < self._num_special:
+            if 0 <= token_id < self._num_special or self._pieces_end <= token_id < self._vocab_size:
                 continue
             lang = self._lang_of(token_id)
             if not runs or runs[-1][0] != lang:
@@ -410,8 +462,14 @@ class CanaryTokenizer:
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
             "prompt_format": self._prompt_format_name,
-            "special_tokens": list(SPECIAL_TOKENS),
+            # The fixed 8 of the default layout (language tokens follow), or every special
+            # token of an explicit layout.
+            "special_tokens": list(
+                self._special_tokens if self._explicit_specials else SPECIAL_TOKENS
+            ),
             "languages": list(self._languages),
+            "block_order": list(self._blocks),
+            "reserved": self._reserved,
             "offsets": dict(self._offsets),
             "vocab_sizes": dict(self._sizes),
             "vocab_size": self._vocab_size,
@@ -438,11 +496,9 @@ class CanaryTokenizer:
                 f"{meta_path}: not a {_FORMAT} v{_FORMAT_VERSION} file "
                 f"(format={meta.get('format')!r}, version={meta.get('version')!r})"
             )
-        if meta.get("special_tokens") != list(SPECIAL_TOKENS):
-            raise ValueError(
-                f"{meta_path}: special tokens {meta.get('special_tokens')} differ from the fixed "
-                f"layout {list(SPECIAL_TOKENS)}"
-            )
+        specials = meta.get("special_tokens")
+        if not isinstance(specials, list) or not all(isinstance(t, str) for t in specials):
+            raise ValueError(f"{meta_path}: special_tokens must be a list of strings")
         models: dict[str, bytes] = {}
         for lang in meta["languages"]:
             model_path = root / f"{check_lang_code(lang)}.model"
@@ -451,9 +507,18 @@ class CanaryTokenizer:
                     f"{meta_path}: lists language {lang!r} but {model_path} is missing"
                 )
             models[lang] = model_path.read_bytes()
-        tok = cls(
-            models, prompt_format=meta.get("prompt_format", "canary"), training=meta.get("training")
-        )
+        try:
+            tok = cls(
+                models,
+                prompt_format=meta.get("prompt_format", "canary"),
+                training=meta.get("training"),
+                # The default layout stores the fixed 8 specials; an explicit one all of them.
+                specials=None if specials == list(SPECIAL_TOKENS) else specials,
+                block_order=meta.get("block_order"),
+                reserved=int(meta.get("reserved", 0)),
+            )
+        except ValueError as err:
+            raise ValueError(f"{meta_path}: {err}") from None
         for key, have in (
             ("offsets", dict(tok.offsets)),
             ("vocab_sizes", dict(tok.lang_vocab_sizes)),
@@ -471,11 +536,26 @@ class CanaryTokenizer:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from the serialized models (what DataLoader workers receive).
-        return (type(self), (self._protos, self._prompt_format_name, self._training))
+        layout = {
+            "specials": self._special_tokens if self._explicit_specials else None,
+            "block_order": self._blocks,
+            "reserved": self._reserved,
+        }
+        return (_rebuild, (self._protos, self._prompt_format_name, self._training, layout))
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{lang}:{n}" for lang, n in self._sizes.items())
         return f"CanaryTokenizer(vocab_size={self._vocab_size}, languages=[{sizes}])"
+
+
+def _rebuild(
+    protos: Mapping[str, bytes],
+    prompt_format: str,
+    training: Mapping[str, Any],
+    layout: Mapping[str, Any],
+) -> CanaryTokenizer:
+    """Unpickle a `CanaryTokenizer` (keyword-only layout arguments need a function)."""
+    return CanaryTokenizer(protos, prompt_format, training, **layout)
 
 
 def _encode_many(

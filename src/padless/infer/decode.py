@@ -28,9 +28,16 @@ def left_pad_prompts(
     return tokens, offsets
 
 
-def output_limits(memory_lens: torch.Tensor, options: DecodingOptions) -> torch.Tensor:
-    """Max output tokens (EOS included) per row, bounded by the encoder frames."""
-    limits = torch.ceil(memory_lens.float() * options.max_tokens_per_frame).long()
+def output_limits(
+    memory_lens: torch.Tensor, options: DecodingOptions, prompt_len: int = 0
+) -> torch.Tensor:
+    """Max output tokens (EOS included) per row, bounded by the encoder frames (see
+    `DecodingOptions.max_generation_delta` for NeMo's rule, which counts the prompt)."""
+    delta = options.max_generation_delta
+    if delta is None:
+        limits = torch.ceil(memory_lens.float() * options.max_tokens_per_frame).long()
+    else:
+        limits = memory_lens.long() + (delta - prompt_len + (options.strategy == "beam"))
     return limits.clamp(min=1, max=options.max_new_tokens)
 
 
@@ -42,8 +49,12 @@ def decode_memory(
     prompts: Sequence[Sequence[int]],
     options: DecodingOptions = DecodingOptions(),
     forced_lengths: Sequence[int] | None = None,
+    limit_lens: torch.Tensor | None = None,
 ) -> list[Hypothesis]:
-    """Search from encoder states ``memory (B, T, D)`` (see `AEDModel.encode`)."""
+    """Search from encoder states ``memory (B, T, D)`` (see `AEDModel.encode`).
+
+    ``limit_lens``: the encoder frames the output limit is computed from, when not
+    ``memory_lens`` (NeMo's rule, see `nemo_limit_frames`)."""
     if model.training:
         raise ValueError("decoding needs model.eval() (dropout would change the outputs)")
     if len(prompts) != memory.shape[0]:
@@ -54,7 +65,8 @@ def decode_memory(
             raise ValueError("forced_lengths needs one length >= 1 per row")
         limits = torch.tensor(list(forced_lengths), dtype=torch.long, device=memory.device)
     else:
-        limits = output_limits(memory_lens, options)
+        frames = memory_lens if limit_lens is None else limit_lens
+        limits = output_limits(frames, options, tokens.shape[1])
     max_len = tokens.shape[1] + int(limits.max())
     cache = CACHES[options.cache](model.decoder, memory, memory_lens, max_len, offsets)
     strategy = STRATEGIES[options.strategy]
@@ -85,4 +97,18 @@ def decode_batch(
     row r emit exactly ``forced_lengths[r]`` tokens whatever it predicts (for timing).
     """
     memory, memory_lens = model.encode(audio, audio_lens)
-    return decode_memory(model, memory, memory_lens, prompts, options, forced_lengths)
+    limit_lens = None
+    if options.max_generation_delta is not None:
+        limit_lens = nemo_limit_frames(model, audio_lens)
+    return decode_memory(
+        model, memory, memory_lens, prompts, options, forced_lengths, limit_lens=limit_lens
+    )
+
+
+def nemo_limit_frames(model: AEDModel, audio_lens: torch.Tensor) -> torch.Tensor:
+    """The encoder frames NeMo's output limit counts for each utterance decoded alone: the time
+    axis of its encoder output, i.e. every centred STFT frame subsampled, which for some lengths
+    is one more than the valid frames (NeMo counts ``L // hop`` valid feature frames of the
+    ``L // hop + 1`` its STFT returns)."""
+    stft_frames = torch.div(audio_lens, model.config.features.hop_length, rounding_mode="floor")
+    return model.encoder.output_lengths(stft_frames + 1)

@@ -42,6 +42,13 @@ class DecodingOptions:
     #: Encoder frames are 80 ms, so 2.0 allows 25 tokens/s.
     max_tokens_per_frame: float = 2.0
     max_new_tokens: int = 512
+    #: NeMo's limit instead of ``max_tokens_per_frame`` when set: ``encoder frames +
+    #: max_generation_delta - prompt length`` tokens (EOS included), and one more in beam search,
+    #: as NeMo's beam search emits one token before its step loop; still capped by
+    #: ``max_new_tokens``. NeMo counts the time axis of its encoder output, so the batch's
+    #: longest utterance sets every row's limit; this counts each utterance's own, which is
+    #: NeMo's limit at batch size 1 (see `padless.infer.decode.nemo_limit_frames`).
+    max_generation_delta: int | None = None
     #: Greedy only: when at least this fraction of the rows still in the batch have finished,
     #: drop them from the batch (a copy of the caches' live rows), so finished utterances stop
     #: costing compute. None never compacts. See docs/model.md for measurements.

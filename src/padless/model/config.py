@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from padless.data.ctc import CTC_UNITS, CtcUnits
 
@@ -30,6 +30,10 @@ class FeatureConfig:
     preemphasis: float = 0.97  # y[n] = x[n] - a * x[n-1]; 0 disables
     dither: float = 1e-5  # std of Gaussian noise added to the waveform, training only
     log_zero_guard: float = 2.0**-24  # added to the mel power before the log
+    #: Valid frames of ``L`` samples: ``L // hop + 1``, every centred STFT frame (True), or
+    #: ``L // hop`` (False), NeMo's count, which leaves the last centred frame out of the
+    #: normalisation statistics and the encoder input. Converted NeMo models use False.
+    count_last_frame: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ class DecoderConfig:
     #: scratch otherwise leaves its cross-attention uniform for thousands of steps and learns
     #: the text's language model alone (measured in ``bench/results/2026-12-06-demo-recipe.md``).
     memory_positions: bool = False
+    #: Where the input embedding's sqrt(d_model) goes: ``tokens`` multiplies the token
+    #: embeddings by it (padless), ``positions`` divides the sinusoids by it instead (NeMo's
+    #: Transformer). The embedding layer norm makes the two equal up to its epsilon, which
+    #: weighs as much as the embeddings are small (variance ~1/d at initialisation: a relative
+    #: difference of order 1e-5 * d); converted NeMo models use ``positions``.
+    embedding_scale: Literal["tokens", "positions"] = "tokens"
 
     @property
     def ff_dim(self) -> int:
@@ -145,6 +155,11 @@ class ModelConfig:
             raise ValueError(
                 f"{self.name}: n_mels={self.features.n_mels} must be divisible by "
                 f"subsampling_factor={factor} (the frequency axis is subsampled too)"
+            )
+        if dec.embedding_scale not in ("tokens", "positions"):
+            raise ValueError(
+                f"{self.name}: decoder.embedding_scale must be 'tokens' or 'positions', "
+                f"got {dec.embedding_scale!r}"
             )
         if enc.conv_kernel % 2 == 0:
             raise ValueError(f"{self.name}: conv_kernel must be odd, got {enc.conv_kernel}")

@@ -192,8 +192,9 @@ class DecoderLayer(nn.Module):
 
 
 class TransformerDecoder(nn.Module):
-    """Token embedding (x sqrt(d)) + sinusoids -> LayerNorm -> N pre-LN layers -> LayerNorm ->
-    logits through the transposed embedding matrix plus a bias."""
+    """Token embedding (x sqrt(d); see `DecoderConfig.embedding_scale`) + sinusoids -> LayerNorm
+    -> N pre-LN layers -> LayerNorm -> logits through the transposed embedding matrix plus a
+    bias."""
 
     def __init__(self, cfg: DecoderConfig, vocab_size: int) -> None:
         super().__init__()
@@ -213,8 +214,12 @@ class TransformerDecoder(nn.Module):
 
     def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         d = self.config.d_model
-        x = self.embedding(tokens) * math.sqrt(d)  # (B, S, D)
-        x = x + sinusoids(positions, d, x.dtype)
+        if self.config.embedding_scale == "tokens":
+            x = self.embedding(tokens) * math.sqrt(d)  # (B, S, D)
+            x = x + sinusoids(positions, d, x.dtype)
+        else:  # NeMo's order: unscaled tokens, sinusoids divided by sqrt(d)
+            x = self.embedding(tokens)
+            x = x + sinusoids(positions, d, torch.float32).div(math.sqrt(d)).to(x.dtype)
         return self.dropout(self.embedding_norm(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -210,6 +210,13 @@ class FastConformerEncoder(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(ConformerLayer(cfg) for _ in range(cfg.n_layers))
 
+    def output_lengths(self, feature_lens: torch.Tensor) -> torch.Tensor:
+        """Encoder frames of ``feature_lens`` feature frames (the subsampling's arithmetic)."""
+        lens = feature_lens
+        for _ in range(int(math.log2(self.config.subsampling_factor))):
+            lens = _stride2_len(lens)
+        return lens
+
     def forward(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, lens = self.subsampling(feats, lens)  # (B, T, D)
         if self.config.xscaling:

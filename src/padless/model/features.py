@@ -86,8 +86,10 @@ class LogMelFeatures(nn.Module):
             self.filterbank.copy_(mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels))
 
     def num_frames(self, audio_lens: torch.Tensor) -> torch.Tensor:
-        """Valid frames of a centred STFT over ``audio_lens`` samples."""
-        return torch.div(audio_lens, self.config.hop_length, rounding_mode="floor") + 1
+        """Valid frames of a centred STFT over ``audio_lens`` samples (see
+        `FeatureConfig.count_last_frame`)."""
+        frames = torch.div(audio_lens, self.config.hop_length, rounding_mode="floor")
+        return frames + 1 if self.config.count_last_frame else frames
 
     def forward(
         self, audio: torch.Tensor, audio_lens: torch.Tensor
