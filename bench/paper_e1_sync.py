@@ -24,13 +24,16 @@ the real metadata without W machines:
 
 `simulate(...)` runs steps 2-3 for any cost function (part (a), real gloo runs, is
 ``bench/paper_e1_ddp.py``). ``--quick``: fewer fit shapes, shorter batches for the fit, 10
-measured steps. Writes ``bench/results/<date>-e1-sync.{md,json,png}``.
+measured steps, and the lhotse peer's cost (it converts and samples every rank's examples)
+cut by a quarter-size budget and buffer (90 s, 5,000 examples: the same batches per bucket
+in the buffer). Writes ``bench/results/<date>-e1-sync.{md,json,png}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import statistics
 import sys
@@ -194,7 +197,9 @@ def rank_lists(examples: Sequence[Any], world: int, per_rank: int, seed: int) ->
     return [[examples[i] for i in rng.permutation(len(examples))[:per_rank]] for _ in range(world)]
 
 
-def padless_shapes(per_rank: list[list[Any]], plan: Any, config: Any, steps: int) -> np.ndarray:
+def padless_shapes(
+    per_rank: list[list[Any]], plan: Any, config: Any, steps: int, budget_s: float
+) -> np.ndarray:
     """(steps, ranks, 3) batch shapes (B, longest seconds, most tokens) of padless samplers,
     after `SKIP_STEPS` unmeasured steps."""
     from padless.sampling.policies import DurationBudget
@@ -204,7 +209,7 @@ def padless_shapes(per_rank: list[list[Any]], plan: Any, config: Any, steps: int
     source = _PerRank(per_rank)
     samplers = [
         DynamicBucketingSampler(
-            source, plan, DurationBudget(BUDGET_S), config, rank=r, world_size=world
+            source, plan, DurationBudget(budget_s), config, rank=r, world_size=world
         )
         for r in range(world)
     ]
@@ -225,13 +230,15 @@ def padless_shapes(per_rank: list[list[Any]], plan: Any, config: Any, steps: int
     return out
 
 
-def lhotse_shapes(per_rank: list[list[Any]], plan: Any, config: Any, steps: int) -> np.ndarray:
+def lhotse_shapes(
+    per_rank: list[list[Any]], plan: Any, config: Any, steps: int, budget_s: float
+) -> np.ndarray:
     """The same for lhotse's sampler with ``sync_buckets`` through the peer (first ``steps``)."""
     from padless.peers.lhotse_run import run_lhotse_peer
     from padless.peers.settings import lhotse_settings
     from padless.sampling.policies import DurationBudget
 
-    peer = lhotse_settings(plan, DurationBudget(BUDGET_S), config)
+    peer = lhotse_settings(plan, DurationBudget(budget_s), config)
     result = run_lhotse_peer(per_rank, replace(peer, sync_buckets=True))
     lengths = {e.id: (e.duration, e.num_tokens) for rank in per_rank for e in rank}
     out = np.zeros((steps, len(per_rank), 3))
@@ -255,13 +262,17 @@ def step_costs(shapes: np.ndarray, cost: Callable[..., np.ndarray]) -> dict[str,
         "batch_time_cv": float(t.std() / t.mean()),
         "wait_share": float(1 - t.mean() / slowest.mean()),
         "audio_s_per_step": float((shapes[..., 0] * shapes[..., 1]).sum(axis=1).mean()),
+        # Wall seconds per second of (padded) audio trained on, all ranks together: a sampler
+        # that draws short buckets more often takes shorter steps but trains on less audio.
+        "s_per_audio_s": float(slowest.sum() / (shapes[..., 0] * shapes[..., 1]).sum()),
         "mean_batch_size": float(shapes[..., 0].mean()),
     }
 
 
-def per_rank_examples(available: int, buffer_size: int, steps: int) -> int:
-    """Examples each rank gets: its buffer plus every step's batch (they average < 100)."""
-    return min(available, buffer_size + 100 * (SKIP_STEPS + steps))
+def per_rank_examples(available: int, buffer_size: int, steps: int, budget_s: float) -> int:
+    """Examples each rank gets: its buffer plus every step's batch (< 100 at 360 s)."""
+    per_batch = math.ceil(100 * budget_s / BUDGET_S)
+    return min(available, buffer_size + per_batch * (SKIP_STEPS + steps))
 
 
 def simulate(
@@ -270,6 +281,7 @@ def simulate(
     cost: Callable[..., np.ndarray],
     steps: int,
     buffer_size: int,
+    budget_s: float = BUDGET_S,
     seed: int = 0,
     lhotse: bool = True,
 ) -> dict[int, dict[str, dict[str, float]]]:
@@ -286,17 +298,19 @@ def simulate(
         "padless sync (uniform draws)": base,
         "padless sync (inflow draws)": replace(base, bucket_draw=InflowDraw()),
     }
-    per_rank_n = per_rank_examples(len(examples), buffer_size, steps)
+    per_rank_n = per_rank_examples(len(examples), buffer_size, steps, budget_s)
     out: dict[int, dict[str, dict[str, float]]] = {}
     for world in worlds:
         t0 = time.perf_counter()
         per_rank = rank_lists(examples, world, per_rank_n, seed + world)
         out[world] = {
-            label: step_costs(padless_shapes(per_rank, plan, config, steps), cost)
+            label: step_costs(padless_shapes(per_rank, plan, config, steps, budget_s), cost)
             for label, config in configs.items()
         }
         if lhotse:
-            out[world]["lhotse"] = step_costs(lhotse_shapes(per_rank, plan, base, steps), cost)
+            out[world]["lhotse"] = step_costs(
+                lhotse_shapes(per_rank, plan, base, steps, budget_s), cost
+            )
         print(f"  {world} ranks: {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
@@ -304,8 +318,9 @@ def simulate(
 # ------------------------------------------------------------------------------------- report
 
 
-def gain(res: dict[str, dict[str, float]], label: str) -> float:
-    return 1 - res[label]["step_s"] / res["no sync"]["step_s"]
+def gain(res: dict[str, dict[str, float]], label: str, key: str = "step_s") -> float:
+    """Share of ``key`` (step time, or time per audio second) saved over no sync."""
+    return 1 - res[label][key] / res["no sync"][key]
 
 
 def paper_rows(sim: dict[int, dict[str, dict[str, float]]], why: str) -> list[PaperRow]:
@@ -324,7 +339,9 @@ def paper_rows(sim: dict[int, dict[str, dict[str, float]]], why: str) -> list[Pa
     ]
 
 
-def explain(sim: dict[int, dict[str, dict[str, float]]], fit: dict[str, Any]) -> str:
+def explain(
+    sim: dict[int, dict[str, dict[str, float]]], fit: dict[str, Any], budget_s: float
+) -> str:
     """Why the gains differ from the paper's, from the runs themselves: sync can only save the
     time ranks spend waiting without it, and that wait follows from how much batch times vary."""
     coef = fit[fit["chosen"]]["coefficients"]
@@ -337,10 +354,11 @@ def explain(sim: dict[int, dict[str, dict[str, float]]], fit: dict[str, Any]) ->
     cv = [r["no sync"]["batch_time_cv"] for r in sim.values()]
     return (
         "sync saves at most the share of a step that ranks wait for the slowest; measured "
-        f"waiting shares: {'; '.join(parts)}. Under a {BUDGET_S:g} s budget every batch holds "
+        f"waiting shares: {'; '.join(parts)}. Under a {budget_s:g} s budget every batch holds "
         f"about the same padded audio, so the fitted batch times vary by only "
         f"{100 * min(cv):.0f}-{100 * max(cv):.0f}% (coefficient of variation; the constant "
-        f"a = {coef['a']:.3f} s and b x 360 s = {coef['b'] * BUDGET_S:.2f} s are the same for "
+        f"a = {coef['a']:.3f} s and b x {budget_s:g} s = {coef['b'] * budget_s:.2f} s are the "
+        "same for "
         "every bucket), and random batches inside a bucket keep part of that spread with sync. "
         "The paper's GPU steps, with batch sizes searched per 2D bucket, vary more across "
         "buckets than this CPU cost model of a tiny preset"
@@ -360,8 +378,8 @@ def render(record: dict[str, Any], rows: list[PaperRow]) -> str:
         f"Command: `{record['command']}` ({record['wall_s']:.0f} s)",
         "",
         f"Data: {record['examples']:,} tokenized examples of `{record['real_dir']}`. Plan: 2D "
-        f"30x2 equal-duration, TPS <= {TPS:g}, {MIN_S:g}-{MAX_S:g} s; {BUDGET_S:g} s duration "
-        f"budget; the paper's sampler (random batches in buckets, strict), buffer "
+        f"30x2 equal-duration, TPS <= {TPS:g}, {MIN_S:g}-{MAX_S:g} s; {record['budget_s']:g} s "
+        f"duration budget; the paper's sampler (random batches in buckets, strict), buffer "
         f"{record['buffer_size']:,} per rank, {record['steps']} steps measured after "
         f"{SKIP_STEPS} unmeasured, every rank its own random draw of "
         f"{record['per_rank_examples']:,} examples."
@@ -391,15 +409,19 @@ def render(record: dict[str, Any], rows: list[PaperRow]) -> str:
         "",
         "## Step time (slowest rank per step, fitted model)",
         "",
-        "| ranks | sampler | mean step (s) | saved vs no sync | waiting share | batch time CV "
-        "| mean batch | audio per step (s) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| ranks | sampler | mean step (s) | saved vs no sync | saved per audio second "
+        "| waiting share | batch time CV | mean batch | padded audio per step (s) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for world, res in record["simulation"].items():
         for label, r in res.items():
             saved = "" if label == "no sync" else f"{100 * gain(res, label):.1f}%"
+            per_audio = (
+                "" if label == "no sync" else f"{100 * gain(res, label, 's_per_audio_s'):.1f}%"
+            )
             lines.append(
-                f"| {world} | {label} | {r['step_s']:.3f} | {saved} | {100 * r['wait_share']:.1f}% "
+                f"| {world} | {label} | {r['step_s']:.3f} | {saved} | {per_audio} "
+                f"| {100 * r['wait_share']:.1f}% "
                 f"| {100 * r['batch_time_cv']:.0f}% | {r['mean_batch_size']:.1f} "
                 f"| {r['audio_s_per_step']:.0f} |"
             )
@@ -407,7 +429,11 @@ def render(record: dict[str, Any], rows: list[PaperRow]) -> str:
         "",
         "Waiting share: 1 - (mean rank time / mean step time), the part of a step an average "
         "rank idles for the slowest. Batch time CV: standard deviation over mean of the fitted "
-        "time of every rank's batches. Audio per step sums all ranks.",
+        "time of every rank's batches. Padded audio per step (batch size x longest) sums all "
+        "ranks; saved per audio second compares step time per second of it, which a sampler "
+        "cannot improve by drawing short buckets more often. Synchronized runs draw the same "
+        "bucket sequence at every rank count (same seed), so their step times share its "
+        "sampling error (about the batch time CV / sqrt(steps)).",
         "",
         "## Against the paper",
         "",
@@ -455,8 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--work-dir", type=Path, default=None, help="tokenizer cache (default: tmp)")
     ap.add_argument("--preset", default="tiny-canary-1b", help="model of the cost model")
     ap.add_argument("--ranks", default="2,16,128")
-    ap.add_argument("--steps", type=int, default=None, help="measured steps (60; --quick: 10)")
-    ap.add_argument("--buffer-size", type=int, default=20_000, help="examples per rank")
+    ap.add_argument("--steps", type=int, default=None, help="measured steps (50; --quick: 10)")
+    ap.add_argument(
+        "--buffer-size", type=int, default=None, help="examples per rank (20000; quick 5000)"
+    )
+    ap.add_argument("--budget-s", type=float, default=None, help="padded s (360; quick 90)")
     ap.add_argument("--repeats", type=int, default=None, help="timed steps per fit shape")
     ap.add_argument("--no-lhotse", action="store_true", help="skip the lhotse peer column")
     ap.add_argument("--quick", action="store_true")
@@ -468,8 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import datasets as bench_datasets  # bench/datasets.py
     from paper_e2_schemes import load_examples  # bench/paper_e2_schemes.py
 
-    steps = args.steps or (10 if args.quick else 60)
-    buffer_size = args.buffer_size
+    steps = args.steps or (10 if args.quick else 50)
+    buffer_size = args.buffer_size or (5000 if args.quick else 20_000)
+    budget_s = args.budget_s or (BUDGET_S / 4 if args.quick else BUDGET_S)
     repeats = args.repeats or (1 if args.quick else 3)
     worlds = [int(w) for w in args.ranks.split(",")]
     load_before = os.getloadavg()
@@ -483,8 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench_datasets.real_manifest(args.real_dir, manifest, work)
     examples = load_examples(manifest)
     print(f"{len(examples):,} examples; simulation", flush=True)
-    sim = simulate(examples, worlds, model, steps, buffer_size, lhotse=not args.no_lhotse)
-    why = explain(sim, fit)
+    sim = simulate(examples, worlds, model, steps, buffer_size, budget_s, lhotse=not args.no_lhotse)
+    why = explain(sim, fit, budget_s)
     rows = paper_rows(sim, why)
     record = {
         "date": today(),
@@ -495,7 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "preset": args.preset,
         "steps": steps,
         "buffer_size": buffer_size,
-        "per_rank_examples": per_rank_examples(len(examples), buffer_size, steps),
+        "budget_s": budget_s,
+        "per_rank_examples": per_rank_examples(len(examples), buffer_size, steps, budget_s),
         "fit_points": points,
         "fit": fit,
         "simulation": {str(w): v for w, v in sim.items()},
