@@ -94,7 +94,7 @@ def make_plan(examples: Sequence[Any], buckets: int, subbuckets: int, bins: str,
     from padless.sampling.filters import FilterConfig
 
     filters = FilterConfig(min_duration=MIN_S, max_duration=MAX_S, tps_max=TPS if tps else None)
-    config = PlanConfig(num_buckets=buckets, num_subbuckets=subbuckets, bins=bins)  # type: ignore[arg-type]
+    config = PlanConfig(num_buckets=buckets, num_subbuckets=subbuckets, bins=bins)
     plan, _, _ = plan_from_examples(examples, config, filters)
     return plan
 
