@@ -10,7 +10,7 @@ The paper's schemes, each one step on from the last, plus padless's defaults:
 - D: C on a 2D plan, 30 duration x 2 token buckets;
 - E: padless's defaults: padding-optimal 1D bins, sorted batches, inflow draws, flexible
   assignment, batch sizes searched as for C. At C's bucket count (30), not the library's default
-  60, so that E against C is the bins and the batching alone, and the run stays under 10 min.
+  60, so that E against C is the bins and the batching alone (and one search fewer).
 
 A-D run the paper's (lhotse-like) sampler, `SamplerConfig.paper` with a 20k buffer; E runs
 `SamplerConfig()`. Each scheme's sampler runs one epoch of the tokenized real metadata on one
@@ -24,7 +24,9 @@ The paper's figures: mean batch size C = 3.4x A and D = 5x A; D's padding 4.5% (
 measures (below the table).
 
 ``--quick`` uses 4 duration buckets instead of 30 so the simulated searches take a couple of
-minutes; its ratios are not the paper's setup. Part (b) (a short real training run per
+minutes (3.7 min on 2 shared cores); its ratios are not the paper's setup. The full run
+simulates about one Canary-1B training step per bucket shape of A, C, D and E (about 120 at
+roughly 10 s each on 2 shared cores: 15-25 minutes). Part (b) (a short real training run per
 scheme) is a separate script; it can reuse `scheme_samplers` with its own plans and policies.
 Without ``--real-dir`` (or when the folder is missing) the script says so and exits 0.
 """
