@@ -153,9 +153,11 @@ class AEDModel(nn.Module):
     ) -> torch.Tensor:
         """CTC per target token of encoder ``states (B, T', D_enc)`` against ``ctc_tokens (B, S)``.
 
-        ``zero_infinity``: an utterance with more targets than encoder frames (impossible
-        alignment) adds 0 rather than inf; at 80 ms frames that needs > 12 tokens per second,
-        which no corpus speech reaches."""
+        ``zero_infinity``: an utterance with more targets (plus repeats) than encoder frames
+        (impossible alignment) adds 0 rather than inf, and no gradient. At 80 ms frames that is
+        more than 12.5 units per second: 2% of the demo corpus's training utterances with 128
+        pieces per language, half of them with 64, and 85% with byte units (1.5% at 4x
+        subsampling, which bytes therefore go with; bench/results/2026-12-06-demo-recipe.md)."""
         if self.ctc_head is None:
             raise RuntimeError("ctc_loss needs a CTC head (loss.ctc_weight > 0)")
         # float32 log-probabilities: CTC's forward-backward sums many small terms.
