@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from trainrun import EMPTY_CONFIG, Corpus, base_overrides
 
-from padless.data.ctc import BYTE_BLANK_ID, BYTE_VOCAB_SIZE, byte_targets, bytes_text
+from padless.data.ctc import BYTE_BLANK_ID, BYTE_VOCAB_SIZE, byte_targets, bytes_text, min_frames
 from padless.data.dataset import SpeechDataset, SpeechDatasetConfig
 from padless.data.errors import PadlessInputError
 from padless.data.example import Example
@@ -193,3 +193,35 @@ def test_byte_ctc_head_has_its_own_classes_and_blank(corpus: Corpus) -> None:
     assert model.ctc_head.weight.grad is not None and model.ctc_head.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="ctc_units"):
         dataclasses.replace(config.loss, ctc_units="letters")
+
+
+def test_min_frames_counts_a_blank_between_repeated_units() -> None:
+    targets = torch.tensor([[5, 5, 6, 6, 6], [7, 8, 7, 0, 0], [9, 9, 0, 0, 0]])
+    lens = torch.tensor([5, 3, 1])  # the third row's second 9 is padding: no repeat counted
+    assert min_frames(targets, lens).tolist() == [8, 3, 1]
+
+
+def test_infeasible_count_is_the_utterances_ctc_cannot_align(corpus: Corpus) -> None:
+    """`ctc_infeasible` (what the loop logs as ``ctc_dropped``) counts exactly the utterances
+    whose CTC loss is infinite without ``zero_infinity``: bytes at 8x subsampling, where fast
+    speech says more bytes than it has 80 ms frames."""
+    tok = CanaryTokenizer.load(corpus.tokenizer)
+    base = load_checkpoint(corpus.model).model.config
+    hybrid = _with_ctc(base, 0.5)
+    config = dataclasses.replace(hybrid, loss=dataclasses.replace(hybrid.loss, ctc_units="bytes"))
+    model = AEDModel(config).eval()
+    examples = list(read_manifest(str(corpus.train)))
+    batch = SpeechDataset(tok, SpeechDatasetConfig(ctc_targets=True, ctc_units="bytes"))[examples]
+    assert batch.ctc_tokens is not None and batch.ctc_lens is not None
+    with torch.no_grad():
+        states, lens = model._encoder_states(batch.audio, batch.audio_lens)
+        assert model.ctc_head is not None
+        log_probs = model.ctc_head(states).float().log_softmax(-1).transpose(0, 1)
+        per_utterance = F.ctc_loss(
+            log_probs, batch.ctc_tokens, lens, batch.ctc_lens, blank=0, reduction="none"
+        )
+    infinite = int(torch.isinf(per_utterance).sum())
+    assert 0 < infinite < len(examples)  # the check can fail both ways on this corpus
+    assert int(model.ctc_infeasible(batch)) == infinite
+    plain = AEDModel(base).eval()  # no CTC head: nothing to drop
+    assert int(plain.ctc_infeasible(batch)) == 0

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+import torch
+
 CtcUnits = Literal["tokens", "bytes"]
 CTC_UNITS: tuple[str, ...] = get_args(CtcUnits)
 #: Classes of a byte CTC head: the blank (0) and the 256 byte values.
@@ -28,3 +30,14 @@ def byte_targets(text: str) -> list[int]:
 def bytes_text(ids: list[int]) -> str:
     """The inverse of `byte_targets` (blank-free ids), for reading a byte CTC head's output."""
     return bytes(i - 1 for i in ids if 0 < i < BYTE_VOCAB_SIZE).decode("utf-8", errors="replace")
+
+
+def min_frames(targets: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Frames a CTC alignment of ``targets (B, S)`` (``lens (B,)`` valid) needs: one per unit,
+    plus a blank between each pair of equal neighbours. Fewer encoder frames than this make the
+    loss infinite (``zero_infinity`` then drops the utterance)."""
+    if targets.shape[1] < 2:
+        return lens
+    pair = torch.arange(targets.shape[1] - 1, device=targets.device)[None, :]
+    repeats = (targets[:, 1:] == targets[:, :-1]) & (pair < (lens - 1)[:, None])
+    return lens + repeats.sum(1)

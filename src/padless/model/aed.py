@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from padless.data.ctc import BYTE_BLANK_ID, BYTE_VOCAB_SIZE
+from padless.data.ctc import BYTE_BLANK_ID, BYTE_VOCAB_SIZE, min_frames
 from padless.model.config import ModelConfig
 from padless.model.decoder import TransformerDecoder
 from padless.model.encoder import FastConformerEncoder
 from padless.model.features import LogMelFeatures, spec_augment
+from padless.model.guided import guided_attention_loss
 from padless.model.layers import lengths_to_mask, sinusoids
 
 IGNORE_INDEX = -100
@@ -117,10 +118,11 @@ class AEDModel(nn.Module):
     def loss(self, batch: TrainingBatch) -> torch.Tensor:
         """The training loss of a `SpeechBatch` (scalar): mean cross-entropy per target token,
         or with a CTC head and the batch's CTC targets ``(1 - w) * CE + w * CTC`` (``w`` =
-        ``loss.ctc_weight``, CTC summed over the batch and divided by its target tokens).
+        ``loss.ctc_weight``, CTC summed over the batch and divided by its target tokens), plus
+        ``loss.guided_attention_weight`` times the guided-attention loss in training mode.
 
-        A batch without CTC targets (``ctc_tokens`` None, e.g. the dev loss) gets the
-        cross-entropy alone, so dev losses compare across CTC weights."""
+        A batch without CTC targets (``ctc_tokens`` None, e.g. the dev loss) in eval mode gets
+        the cross-entropy alone, so dev losses compare across recipes."""
         tokens = batch.tokens  # (B, U)
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         index = torch.arange(targets.shape[1], device=tokens.device)[None, :]
@@ -130,19 +132,32 @@ class AEDModel(nn.Module):
         targets = targets.masked_fill(~keep, IGNORE_INDEX)
         states, lens = self._encoder_states(batch.audio, batch.audio_lens)
         memory = self._memory(states)
-        logits = self.decoder(inputs, memory, lengths_to_mask(lens, memory.shape[1]))
-        ce = F.cross_entropy(
+        cfg = self.config.loss
+        guided = cfg.guided_attention_weight > 0 and self.training
+        logits, weights = self.decoder.forward_with_attention(
+            inputs,
+            memory,
+            lengths_to_mask(lens, memory.shape[1]),
+            weights_of=cfg.guided_attention_layers if guided else 0,
+        )
+        loss = F.cross_entropy(
             logits.flatten(0, 1),
             targets.flatten(),
             ignore_index=IGNORE_INDEX,
-            label_smoothing=self.config.loss.label_smoothing,
+            label_smoothing=cfg.label_smoothing,
         )
-        if self.ctc_head is None or batch.ctc_tokens is None or batch.ctc_lens is None:
-            return ce
-        weight = self.config.loss.ctc_weight
-        return (1.0 - weight) * ce + weight * self.ctc_loss(
-            states, lens, batch.ctc_tokens, batch.ctc_lens
-        )
+        if (
+            self.ctc_head is not None
+            and batch.ctc_tokens is not None
+            and batch.ctc_lens is not None
+        ):
+            ctc = self.ctc_loss(states, lens, batch.ctc_tokens, batch.ctc_lens)
+            loss = (1.0 - cfg.ctc_weight) * loss + cfg.ctc_weight * ctc
+        if weights:
+            loss = loss + cfg.guided_attention_weight * guided_attention_loss(
+                weights, lens, batch.prompt_lens, batch.token_lens, cfg.guided_attention_sigma
+            )
+        return loss
 
     def ctc_loss(
         self,
@@ -157,7 +172,8 @@ class AEDModel(nn.Module):
         (impossible alignment) adds 0 rather than inf, and no gradient. At 80 ms frames that is
         more than 12.5 units per second: 2% of the demo corpus's training utterances with 128
         pieces per language, half of them with 64, and 85% with byte units (1.5% at 4x
-        subsampling, which bytes therefore go with; bench/results/2026-12-06-demo-recipe.md)."""
+        subsampling, which bytes therefore go with; bench/results/2026-12-06-demo-recipe.md).
+        `ctc_infeasible` counts them; the training loop logs it per step (``ctc_dropped``)."""
         if self.ctc_head is None:
             raise RuntimeError("ctc_loss needs a CTC head (loss.ctc_weight > 0)")
         # float32 log-probabilities: CTC's forward-backward sums many small terms.
@@ -172,6 +188,15 @@ class AEDModel(nn.Module):
             zero_infinity=True,
         )
         return total / ctc_lens.sum().clamp(min=1)
+
+    def ctc_infeasible(self, batch: TrainingBatch) -> torch.Tensor:
+        """How many of ``batch``'s utterances have fewer encoder frames than their CTC targets
+        need: `ctc_loss` drops them (0, a device tensor; 0 without CTC targets). Computed from
+        the lengths alone, without running the model."""
+        if self.ctc_head is None or batch.ctc_tokens is None or batch.ctc_lens is None:
+            return torch.zeros((), dtype=torch.int64, device=batch.audio_lens.device)
+        frames = self.encoder.output_lengths(self.features.num_frames(batch.audio_lens))
+        return (frames < min_frames(batch.ctc_tokens, batch.ctc_lens)).sum()
 
     def _encoder_states(
         self, audio: torch.Tensor, audio_lens: torch.Tensor

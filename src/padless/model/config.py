@@ -118,10 +118,30 @@ class LossConfig:
     #: UTF-8 bytes of the spoken text (``bytes``: 257 classes, blank 0; an easier start for a
     #: small encoder, with 4x subsampling for enough frames; see `padless.data.ctc`).
     ctc_units: CtcUnits = "tokens"
+    #: Weight of the guided-attention loss (`padless.model.guided`), added to the above: it
+    #: charges the decoder's cross-attention for mass far from the diagonal (token k of n near
+    #: frame T k / n), so a decoder trained from scratch reads the audio from its first steps
+    #: instead of learning the text's language model alone. 0 (every Canary preset): off, and
+    #: attention runs in the fused kernel. A training loss only: no parameters, no effect on
+    #: decoding.
+    guided_attention_weight: float = 0.0
+    #: Width of the diagonal band, as a fraction of the utterance's frames and tokens.
+    guided_attention_sigma: float = 0.2
+    #: How many decoder layers, from the first, the guided-attention loss reads.
+    guided_attention_layers: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ctc_weight < 1.0:
             raise ValueError(f"loss.ctc_weight must be in [0, 1), got {self.ctc_weight}")
+        if self.guided_attention_weight < 0 or self.guided_attention_sigma <= 0:
+            raise ValueError(
+                "loss.guided_attention_weight must be >= 0 and loss.guided_attention_sigma > 0, "
+                f"got {self.guided_attention_weight} and {self.guided_attention_sigma}"
+            )
+        if self.guided_attention_layers < 1:
+            raise ValueError(
+                f"loss.guided_attention_layers must be >= 1, got {self.guided_attention_layers}"
+            )
         if self.ctc_units not in CTC_UNITS:
             raise ValueError(f"loss.ctc_units must be one of {CTC_UNITS}, got {self.ctc_units!r}")
 

@@ -63,7 +63,7 @@ class MultiHeadAttention(nn.Module):
         utterance's cross-attention keys), the G rows are folded into the query length, so the
         shared keys are neither copied nor re-read G times.
         """
-        rows, heads, steps, d_head = q.shape
+        rows, steps = q.shape[0], q.shape[2]
         group = rows // k.shape[0]
         if group > 1:
             assert not is_causal, "grouped queries are only used for cross-attention"
@@ -81,6 +81,23 @@ class MultiHeadAttention(nn.Module):
             )  # (B, H, G*S, Dh)
         if group > 1:
             out = out.unflatten(2, (group, steps)).transpose(1, 2).flatten(0, 1)
+        return self._merge(out)
+
+    def attend_with_weights(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`attend` (one query row per key row, boolean ``mask``) that also returns the attention
+        probabilities ``(B, H, S, L)``, before dropout. Explicit matmuls instead of the fused
+        kernel: ``B*H*S*L`` more floats held for the backward pass, which the training losses
+        that read the weights pay only while they are on."""
+        scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # (B, H, S, L)
+        probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+        dropped = F.dropout(probs, self.dropout, self.training)
+        return self._merge(torch.matmul(dropped, v)), probs
+
+    def _merge(self, out: torch.Tensor) -> torch.Tensor:
+        # (B, H, S, Dh) -> (B, S, D) -> output projection
+        rows, heads, steps, d_head = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(rows, steps, heads * d_head))
 
 
@@ -159,9 +176,15 @@ class DecoderLayer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        # x: (B, U, D); memory: (B, T, D); memory_mask: (B, 1, 1, T) bool or None
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (output, cross-attention probabilities ``(B, H, U, T)`` if ``need_weights``).
+
+        ``x (B, U, D)``, ``memory (B, T, D)``, ``memory_mask (B, 1, 1, T)`` bool."""
         h = self.norm_self(x)
         q = self.self_attn.project_q(h)
         k, v = self.self_attn.project_kv(h)
@@ -169,8 +192,13 @@ class DecoderLayer(nn.Module):
         h = self.norm_cross(x)
         q = self.cross_attn.project_q(h)
         k, v = self.cross_attn.project_kv(memory)
-        x = x + self.dropout(self.cross_attn.attend(q, k, v, memory_mask))
-        return x + self.dropout(self.ff(self.norm_ff(x)))
+        weights = None
+        if need_weights:
+            attended, weights = self.cross_attn.attend_with_weights(q, k, v, memory_mask)
+        else:
+            attended = self.cross_attn.attend(q, k, v, memory_mask)
+        x = x + self.dropout(attended)
+        return x + self.dropout(self.ff(self.norm_ff(x))), weights
 
     def step(
         self,
@@ -229,12 +257,26 @@ class TransformerDecoder(nn.Module):
         self, tokens: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor
     ) -> torch.Tensor:
         """``tokens (B, U)``, ``memory (B, T, D)``, ``memory_valid (B, T)`` -> ``(B, U, V)``."""
+        return self.forward_with_attention(tokens, memory, memory_valid, weights_of=0)[0]
+
+    def forward_with_attention(
+        self,
+        tokens: torch.Tensor,
+        memory: torch.Tensor,
+        memory_valid: torch.Tensor,
+        weights_of: int,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`forward`, plus the cross-attention probabilities ``(B, H, U, T)`` of the first
+        ``weights_of`` layers (what the guided-attention loss reads)."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.embed(tokens, positions)
         mask = memory_valid[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, memory, mask)
-        return self.logits(x)
+        weights: list[torch.Tensor] = []
+        for index, layer in enumerate(self.layers):
+            x, probs = layer(x, memory, mask, need_weights=index < weights_of)
+            if probs is not None:
+                weights.append(probs)
+        return self.logits(x), weights
 
     def step(self, tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
         """Run the next ``tokens (B, S)`` through the decoder -> logits ``(B, S, V)``."""

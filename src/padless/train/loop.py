@@ -429,8 +429,10 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
 
             # 3. forward/backward; DDP all-reduces gradients on the last micro-batch only
             loss_sum = torch.zeros((), device=device)
+            ctc_dropped = torch.zeros((), dtype=torch.int64, device=device)
             for k, mb in enumerate(micro):
                 batch = mb.batch.to(device, non_blocking=True)
+                ctc_dropped += model.ctc_infeasible(batch)
                 sync = k == len(micro) - 1 or not isinstance(loss_module, DistributedDataParallel)
                 with contextlib.nullcontext() if sync else loss_module.no_sync():  # type: ignore[operator]
                     with autocast:
@@ -476,6 +478,7 @@ def _train(cfg: TrainingConfig, run_dir: Path, ranks: Ranks, stop: StopSignal) -
                     "peak_mem_mb": peak_memory_mb(device),
                     "grad_norm": grad_norm,
                     "bad_step": optimizer.found_inf,
+                    "ctc_dropped": ctc_dropped,  # utterances whose CTC term is 0 (infeasible)
                     "skipped": skipped,
                     "skipped_total": progress.skipped_total,
                     "epoch": sampler.epoch,

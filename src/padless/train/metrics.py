@@ -32,7 +32,7 @@ import torch
 from padless.data.dataset import SpeechBatch
 
 #: Keys of the per-step record that start as device tensors.
-DEVICE_KEYS = ("loss", "grad_norm", "bad_step")
+DEVICE_KEYS = ("loss", "grad_norm", "bad_step", "ctc_dropped")
 
 
 def _finite(x: float) -> float | None:
@@ -163,9 +163,14 @@ class MetricsLog:
             [torch.stack([r[k].float() for k in DEVICE_KEYS]) for r in records]
         ).tolist()  # host sync (on GPU): the only one of the loop
         for record, host in zip(records, stacked, strict=True):
-            loss, grad_norm, bad = host
+            loss, grad_norm, bad, ctc_dropped = host
             # Strict JSON has no NaN/inf: a non-finite value is written as null.
-            record.update(loss=_finite(loss), grad_norm=_finite(grad_norm), bad_step=bool(bad))
+            record.update(
+                loss=_finite(loss),
+                grad_norm=_finite(grad_norm),
+                bad_step=bool(bad),
+                ctc_dropped=int(ctc_dropped),
+            )
             record["audio_s_per_s"] = record["audio_s"] / max(record["step_time_s"], 1e-9)
         append_lines(self.path, records)
         last = records[-1]
