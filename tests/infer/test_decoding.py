@@ -56,7 +56,9 @@ def test_greedy_tokens_are_the_teacher_forced_argmax(
     model: AEDModel, batch: Batch, greedy: list[Hypothesis]
 ) -> None:
     audio, lens, prompts = batch
-    limits = output_limits(model.encode(audio, lens)[1], DecodingOptions())
+    limits = output_limits(
+        model.encode(audio, lens)[1], DecodingOptions(), model.config.frame_seconds
+    )
     for row, hyp in enumerate(greedy):
         emitted = hyp.tokens + ([EOS] if hyp.ended_with_eos else [])
         sequence = torch.tensor([prompts[row] + emitted])
@@ -154,10 +156,14 @@ def test_forced_lengths_emit_exactly_that_many_tokens(
 
 def test_output_length_is_bounded_by_encoder_frames(model: AEDModel, batch: Batch) -> None:
     audio, lens, prompts = batch
-    options = DecodingOptions(max_tokens_per_frame=0.5, max_new_tokens=9)
+    # 6.25 tokens/s: half a token per 80 ms frame at 8x subsampling.
+    options = DecodingOptions(max_tokens_per_second=6.25, max_new_tokens=9)
     memory, memory_lens = model.encode(audio, lens)
-    limits = output_limits(memory_lens, options)
+    assert model.config.frame_seconds == 0.08
+    limits = output_limits(memory_lens, options, model.config.frame_seconds)
     assert limits.tolist() == [min(9, -(-n // 2)) for n in memory_lens.tolist()]
+    # The same audio at 4x has twice the frames of half the length: the same limit.
+    assert output_limits(2 * memory_lens, options, 0.04).tolist() == limits.tolist()
     hyps = decode_memory(model, memory, memory_lens, prompts, options)
     for hyp, limit in zip(hyps, limits.tolist(), strict=True):
         assert len(hyp.tokens) + hyp.ended_with_eos <= limit

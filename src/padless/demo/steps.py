@@ -389,7 +389,7 @@ def _evaluate(ctx: DemoContext) -> Data:
     from padless.eval.evaluate import evaluate_examples
     from padless.model.checkpoint import load_checkpoint
 
-    decoding = EvalConfig()
+    decoding = EvalConfig(beam_size=ctx.config.eval_beam_size)
     inputs = {"examples": ctx.config.eval_examples, "decoding": dataclasses.asdict(decoding)}
     out = ctx.path(EVAL_DIR)
     if (kept := ctx.reuse("evaluate", inputs, [out / "scores.json"])) is not None:
@@ -430,9 +430,15 @@ def _evaluate(ctx: DemoContext) -> Data:
         "bleu_avg": result.bleu_avg,
         "utterances": result.utterances,
         "samples": sorted(samples, key=lambda s: (s["task"], s["group"])),
-        "summary": f"{result.utterances} test utterances: WER {wer} (mean of "
-        f"{len(result.wer)} languages), BLEU {bleu} (mean of {len(result.bleu)} directions)",
+        "beam_size": decoding.beam_size,
+        "summary": f"{result.utterances} test utterances, {_decoding_name(decoding.beam_size)}: "
+        f"WER {wer} (mean of {len(result.wer)} languages), BLEU {bleu} (mean of "
+        f"{len(result.bleu)} directions)",
     }
+
+
+def _decoding_name(beam_size: int) -> str:
+    return "greedy" if beam_size == 1 else f"beam {beam_size}"
 
 
 def _rtfx(ctx: DemoContext) -> Data:

@@ -29,13 +29,18 @@ def left_pad_prompts(
 
 
 def output_limits(
-    memory_lens: torch.Tensor, options: DecodingOptions, prompt_len: int = 0
+    memory_lens: torch.Tensor,
+    options: DecodingOptions,
+    frame_seconds: float,
+    prompt_len: int = 0,
 ) -> torch.Tensor:
-    """Max output tokens (EOS included) per row, bounded by the encoder frames (see
-    `DecodingOptions.max_generation_delta` for NeMo's rule, which counts the prompt)."""
+    """Max output tokens (EOS included) per row, bounded by the audio's duration: encoder
+    frames of ``frame_seconds`` each (see `DecodingOptions.max_generation_delta` for NeMo's
+    rule, which counts frames and the prompt)."""
     delta = options.max_generation_delta
     if delta is None:
-        limits = torch.ceil(memory_lens.float() * options.max_tokens_per_frame).long()
+        per_frame = options.max_tokens_per_second * frame_seconds
+        limits = torch.ceil(memory_lens.double() * per_frame).long()
     else:
         limits = memory_lens.long() + (delta - prompt_len + (options.strategy == "beam"))
     return limits.clamp(min=1, max=options.max_new_tokens)
@@ -66,7 +71,7 @@ def decode_memory(
         limits = torch.tensor(list(forced_lengths), dtype=torch.long, device=memory.device)
     else:
         frames = memory_lens if limit_lens is None else limit_lens
-        limits = output_limits(frames, options, tokens.shape[1])
+        limits = output_limits(frames, options, model.config.frame_seconds, tokens.shape[1])
     max_len = tokens.shape[1] + int(limits.max())
     cache = CACHES[options.cache](model.decoder, memory, memory_lens, max_len, offsets)
     strategy = STRATEGIES[options.strategy]

@@ -38,11 +38,13 @@ class DecodingOptions:
     #: at every step); same tokens, kept as the reference the paper's RTFx was measured with.
     cache: CacheMode = "kv"
     #: Per-utterance output limit (tokens after the prompt, EOS included): at most
-    #: ``ceil(max_tokens_per_frame * encoder_frames)`` and never more than ``max_new_tokens``.
-    #: Encoder frames are 80 ms, so 2.0 allows 25 tokens/s.
-    max_tokens_per_frame: float = 2.0
+    #: ``ceil(max_tokens_per_second * encoder_frames * frame_seconds)`` and never more than
+    #: ``max_new_tokens``. Counted in seconds of audio, not frames, so the limit is the same at
+    #: 4x and 8x subsampling. 25 is the TPS filter's usual ceiling: no training example says more
+    #: per second, so a longer output is a decoder stuck in a loop, whose insertions it bounds.
+    max_tokens_per_second: float = 25.0
     max_new_tokens: int = 512
-    #: NeMo's limit instead of ``max_tokens_per_frame`` when set: ``encoder frames +
+    #: NeMo's limit instead of ``max_tokens_per_second`` when set: ``encoder frames +
     #: max_generation_delta - prompt length`` tokens (EOS included), and one more in beam search,
     #: as NeMo's beam search emits one token before its step loop; still capped by
     #: ``max_new_tokens``. NeMo counts the time axis of its encoder output, so the batch's
@@ -60,8 +62,8 @@ class DecodingOptions:
         cache_mode(self.cache)
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
-        if self.max_new_tokens < 1 or self.max_tokens_per_frame <= 0:
-            raise ValueError("max_new_tokens and max_tokens_per_frame must be positive")
+        if self.max_new_tokens < 1 or self.max_tokens_per_second <= 0:
+            raise ValueError("max_new_tokens and max_tokens_per_second must be positive")
         if self.compact_threshold is not None and not 0 < self.compact_threshold <= 1:
             raise ValueError(f"compact_threshold must be in (0, 1], got {self.compact_threshold}")
 

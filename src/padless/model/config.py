@@ -186,6 +186,13 @@ class ModelConfig:
         if not 0 <= self.pad_id < self.vocab_size or not 0 <= self.eos_id < self.vocab_size:
             raise ValueError(f"{self.name}: pad_id/eos_id outside the vocabulary")
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds of audio per encoder output frame: hop x subsampling (80 ms at 10 ms, 8x)."""
+        return (
+            self.features.hop_length / self.features.sample_rate * self.encoder.subsampling_factor
+        )
+
     def with_vocab_size(self, vocab_size: int) -> ModelConfig:
         """The same architecture for another tokenizer (e.g. ``tokenizer.vocab_size``)."""
         return dataclasses.replace(self, vocab_size=vocab_size)
