@@ -52,6 +52,13 @@ QUIET = [
     "logging.progress=false",
     "logging.tensorboard=false",
 ]
+#: The paper's (lhotse's) sampler as overrides (`SamplerConfig.paper`): random batches,
+#: uniform bucket draws, strict assignment.
+PAPER_SAMPLER = [
+    "sampler.batching=random",
+    "sampler.bucket_draw=uniform",
+    "sampler.assignment=strict",
+]
 
 
 def cli(*args: str) -> str:
@@ -164,6 +171,20 @@ def simulated_probe(
     )
     with SimulateProbe(workload, settings.step, budget, settings.simulate) as probe:
         yield settings, probe
+
+
+def plan_summary(plan: Path) -> dict[str, Any]:
+    """What a plan file (``padless plan``'s, or the RUN/plan.json training estimates) says
+    about itself: buckets, examples seen and kept, filtered by reason, the padding its bucket
+    edges bound."""
+    doc = json.loads(plan.read_text())
+    return {
+        "buckets": len(doc["buckets"]),
+        "examples_seen": doc["sample"]["examples_seen"],
+        "examples_kept": doc["sample"]["examples_kept"],
+        "filtered": doc["filtered"],
+        "bound_padding": doc["expected_padding"],
+    }
 
 
 def search_table(
