@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,19 @@ def _run_quick(script: str, record: str, tmp_path: Path) -> tuple[str, dict, Pat
     out, work = tmp_path / "out", tmp_path / "work"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
     cmd = [sys.executable, f"bench/{script}", "--quick", "--work", str(work), "--out-dir", str(out)]
-    subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True, capture_output=True, timeout=900)
+    # Its own process group: on a timeout the training processes it started go with it
+    # (subprocess.run's timeout kills the script alone and would leave them running).
+    with subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as proc:  # fmt: skip
+        try:
+            _, stderr = proc.communicate(timeout=900)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    assert proc.returncode == 0, stderr.decode()[-4000:]
     md = list(out.glob("*.md"))
     assert len(md) == 1 and md[0].name.endswith(f"-{record}.md")
     data = json.loads(md[0].with_suffix(".json").read_text())
