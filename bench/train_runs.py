@@ -7,6 +7,8 @@ Every step goes through padless's own commands or library calls, the way a user 
 - `ensure_corpus`: ``padless corpus synth`` + ``padless tokenizer train`` (the demo's 128 pieces
   per language), kept when the folder already holds the same corpus;
 - `make_plan`: ``padless plan`` with the grid, bin estimator and filters of a scheme;
+- `plan_summary`: a plan's buckets, examples kept and the padding its edges bound;
+- `PAPER_SAMPLER`: the paper's (lhotse's) sampler as training overrides;
 - `search_table`, `search_longest`: the simulated batch-size search (`padless.batchsize`) for
   the model a training config trains, overrides included (`simulated_probe`);
 - `train`: ``padless train`` (one process) or ``torchrun -m padless.train`` (several gloo
