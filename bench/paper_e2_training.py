@@ -69,10 +69,12 @@ from padless.train.config import load_training_config
 from paper import PaperRow, paper_table, rows_json
 from record import REPO, RESULTS, command, environment, record_path, write_json_record, write_record
 from train_runs import (
+    PAPER_SAMPLER,
     corpus_overrides,
     ensure_corpus,
     make_plan,
     mean_batch,
+    plan_summary,
     search_longest,
     search_table,
     train,
@@ -90,12 +92,6 @@ PAPER = {
 PAPER_BUDGET_S, PAPER_LONGEST_S = 360.0, 40.0
 FULL = {"hours": 4.0, "num_buckets": 30, "minutes": 8.0, "tolerance": 0.05}
 QUICK = {"hours": 1.0, "num_buckets": 8, "minutes": 1 / 3, "tolerance": 0.2}
-#: The paper's (lhotse's) sampler: random batches, uniform bucket draws, strict assignment.
-PAPER_SAMPLER = [
-    "sampler.batching=random",
-    "sampler.bucket_draw=uniform",
-    "sampler.assignment=strict",
-]
 
 
 @dataclass(frozen=True)
@@ -144,17 +140,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.schemes.startswith("A") or set(args.schemes) - set("ABCDE"):
         parser.error("--schemes: letters of ABCDE, A first (the others are relative to it)")
     return args
-
-
-def plan_summary(plan: Path) -> dict[str, Any]:
-    doc = json.loads(plan.read_text())
-    return {
-        "buckets": len(doc["buckets"]),
-        "examples_seen": doc["sample"]["examples_seen"],
-        "examples_kept": doc["sample"]["examples_kept"],
-        "filtered": doc["filtered"],
-        "bound_padding": doc["expected_padding"],
-    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,8 @@ Every step goes through padless's own commands or library calls, the way a user 
 - `ensure_corpus`: ``padless corpus synth`` + ``padless tokenizer train`` (the demo's 128 pieces
   per language), kept when the folder already holds the same corpus;
 - `make_plan`: ``padless plan`` with the grid, bin estimator and filters of a scheme;
+- `plan_summary`: a plan's buckets, examples kept and the padding its edges bound;
+- `PAPER_SAMPLER`: the paper's (lhotse's) sampler as training overrides;
 - `search_table`, `search_longest`: the simulated batch-size search (`padless.batchsize`) for
   the model a training config trains, overrides included (`simulated_probe`);
 - `train`: ``padless train`` (one process) or ``torchrun -m padless.train`` (several gloo
@@ -51,6 +53,13 @@ QUIET = [
     "checkpoint.every_steps=0",
     "logging.progress=false",
     "logging.tensorboard=false",
+]
+#: The paper's (lhotse's) sampler as overrides (`SamplerConfig.paper`): random batches,
+#: uniform bucket draws, strict assignment.
+PAPER_SAMPLER = [
+    "sampler.batching=random",
+    "sampler.bucket_draw=uniform",
+    "sampler.assignment=strict",
 ]
 
 
@@ -164,6 +173,20 @@ def simulated_probe(
     )
     with SimulateProbe(workload, settings.step, budget, settings.simulate) as probe:
         yield settings, probe
+
+
+def plan_summary(plan: Path) -> dict[str, Any]:
+    """What a plan file (``padless plan``'s, or the RUN/plan.json training estimates) says
+    about itself: buckets, examples seen and kept, filtered by reason, the padding its bucket
+    edges bound."""
+    doc = json.loads(plan.read_text())
+    return {
+        "buckets": len(doc["buckets"]),
+        "examples_seen": doc["sample"]["examples_seen"],
+        "examples_kept": doc["sample"]["examples_kept"],
+        "filtered": doc["filtered"],
+        "bound_padding": doc["expected_padding"],
+    }
 
 
 def search_table(
