@@ -71,6 +71,14 @@ class PaperRow:
         return f"{value:.{self.digits}f}{self.unit}"
 
 
+def fill_defaults(args: Any, preset: dict[str, Any]) -> None:
+    """Give every option the command line left unset (None) its value in ``preset`` (a
+    script's QUICK or FULL settings), so an explicit option always wins over ``--quick``."""
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def paper_table(rows: Sequence[PaperRow], title: str = "") -> str:
     """A Markdown table ``| measure | ours | paper | ours/paper | |``, the last column ``DIFFERS``
     on rows more than a third away from the paper, then one bullet per flagged row with its note

@@ -49,7 +49,7 @@ import numpy as np
 
 from padless.eval.plot_run import plot_runs, read_run
 from padless.train.config import load_training_config
-from paper import PaperRow, paper_table, rows_json
+from paper import PaperRow, fill_defaults, paper_table, rows_json
 from record import REPO, RESULTS, command, environment, record_path, write_json_record, write_record
 from train_runs import corpus_overrides, ensure_corpus, make_plan, train
 
@@ -76,9 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "paper-e1")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_defaults(args, QUICK if args.quick else FULL)
     if args.warmup >= args.steps:
         parser.error("--warmup must be below --steps")
     return args

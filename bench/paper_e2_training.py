@@ -66,7 +66,7 @@ import numpy as np
 
 from padless.eval.plot_run import plot_runs, read_run
 from padless.train.config import load_training_config
-from paper import PaperRow, paper_table, rows_json
+from paper import PaperRow, fill_defaults, paper_table, rows_json
 from record import REPO, RESULTS, command, environment, record_path, write_json_record, write_record
 from train_runs import (
     PAPER_SAMPLER,
@@ -134,9 +134,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "paper-e2")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_defaults(args, QUICK if args.quick else FULL)
     if not args.schemes.startswith("A") or set(args.schemes) - set("ABCDE"):
         parser.error("--schemes: letters of ABCDE, A first (the others are relative to it)")
     return args

@@ -80,7 +80,7 @@ from padless.eval.plot_run import RunMetrics, plot_runs, read_run
 from padless.train.config import DurationBatches, load_training_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # loaded by file path (tests)
-from paper import PaperRow, paper_table, rows_json
+from paper import PaperRow, fill_defaults, paper_table, rows_json
 from record import REPO, RESULTS, command, environment, record_path, write_json_record, write_record
 from train_runs import (
     PAPER_SAMPLER,
@@ -168,9 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     preset = QUICK if args.quick else FULL
     if args.minutes is not None or args.steps is not None:
         preset = {**preset, "minutes": None, "steps": None}  # the one given decides
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_defaults(args, preset)
     if (args.minutes is None) == (args.steps is None):
         parser.error("give --minutes or --steps, not both")
     if args.seeds < 2:
