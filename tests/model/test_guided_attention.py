@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from helpers.batches import make_batch, tiny_config
+from padless.data.dataset import SpeechBatch
 from padless.model import AEDModel, LossConfig, SpecAugmentConfig
 from padless.model.decoder import MultiHeadAttention
 from padless.model.guided import diagonal_penalty, guided_attention_loss
+from padless.model.layers import lengths_to_mask
 
 
 def test_penalty_is_zero_on_the_diagonal_and_outside_the_text() -> None:
@@ -65,11 +67,23 @@ def test_attention_with_weights_is_the_same_attention() -> None:
     assert not probs.masked_select(~mask.expand_as(probs)).any()
 
 
+def _guided_term(model: AEDModel, batch: SpeechBatch, layers: int, sigma: float) -> torch.Tensor:
+    """The guided-attention loss of ``model``'s own cross-attention on ``batch``, read back
+    from the decoder (no gradient)."""
+    with torch.no_grad():
+        memory, lens = model.encode(batch.audio, batch.audio_lens)
+        _, weights = model.decoder.forward_with_attention(
+            batch.tokens[:, :-1], memory, lengths_to_mask(lens, memory.shape[1]), weights_of=layers
+        )
+        assert len(weights) == layers
+        return guided_attention_loss(weights, lens, batch.prompt_lens, batch.token_lens, sigma)
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_guided_loss_adds_to_training_loss_only(layers: int) -> None:
     """In training mode the loss is CE + w * guided (the guided term read back from the
-    decoder's own attention); in eval mode (the dev loss) it is the cross-entropy alone, and a
-    zero weight changes nothing."""
+    decoder's own attention); in eval mode (the dev loss) it is the cross-entropy alone, the
+    same as a model without the guided loss."""
     batch = make_batch()
     plain_cfg = tiny_config()
     # Training mode without its randomness: no dither, SpecAugment or dropout.
@@ -94,17 +108,9 @@ def test_guided_loss_adds_to_training_loss_only(layers: int) -> None:
     with torch.no_grad():
         ce = plain.loss(batch)
         total = guided.loss(batch)
-        memory, lens = guided.encode(batch.audio, batch.audio_lens)
-        valid = torch.arange(memory.shape[1])[None, :] < lens[:, None]
-        _, weights = guided.decoder.forward_with_attention(
-            batch.tokens[:, :-1], memory, valid, weights_of=layers
-        )
-        assert len(weights) == layers
-        expected = guided_attention_loss(
-            weights, lens, batch.prompt_lens, batch.token_lens, sigma=0.2
-        )
-        assert 0.0 < float(expected) < 1.0
-        torch.testing.assert_close(total, ce + 0.5 * expected)
+    expected = _guided_term(guided, batch, layers, sigma=0.2)
+    assert 0.0 < float(expected) < 1.0
+    torch.testing.assert_close(total, ce + 0.5 * expected)
 
 
 def test_guided_loss_trains_attention_towards_the_diagonal() -> None:
@@ -117,23 +123,12 @@ def test_guided_loss_trains_attention_towards_the_diagonal() -> None:
     batch = make_batch()
     optimizer = torch.optim.Adam(model.decoder.parameters(), lr=3e-3)
 
-    def guided_term() -> float:
-        with torch.no_grad():
-            memory, lens = model.encode(batch.audio, batch.audio_lens)
-            valid = torch.arange(memory.shape[1])[None, :] < lens[:, None]
-            _, weights = model.decoder.forward_with_attention(
-                batch.tokens[:, :-1], memory, valid, weights_of=1
-            )
-            return float(
-                guided_attention_loss(weights, lens, batch.prompt_lens, batch.token_lens, 0.1)
-            )
-
-    before = guided_term()
+    before = float(_guided_term(model, batch, layers=1, sigma=0.1))
     for _ in range(30):
         optimizer.zero_grad()
         model.loss(batch).backward()
         optimizer.step()
-    assert guided_term() < 0.7 * before
+    assert float(_guided_term(model, batch, layers=1, sigma=0.1)) < 0.7 * before
 
 
 def test_config_rejects_bad_guided_settings() -> None:

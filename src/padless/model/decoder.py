@@ -90,8 +90,7 @@ class MultiHeadAttention(nn.Module):
         probabilities ``(B, H, S, L)``, before dropout. Explicit matmuls instead of the fused
         kernel: ``B*H*S*L`` more floats held for the backward pass, which the training losses
         that read the weights pay only while they are on."""
-        scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # (B, H, S, L)
-        probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+        probs = _attention_probs(q, k, mask)
         dropped = F.dropout(probs, self.dropout, self.training)
         return self._merge(torch.matmul(dropped, v)), probs
 
@@ -109,15 +108,20 @@ def _few_query_attention(
     A decoding step has one query per row (a beam group: a few). There the CPU flash-attention
     kernel of `F.scaled_dot_product_attention` tiles for long query blocks it does not get and
     is ~20-30% slower than plain matmuls (measured on the tiny presets' shapes, 20-240 keys).
-    ``mask``: boolean (True = attend) or additive, broadcastable to ``(B, H, S, L)``.
     """
+    return torch.matmul(_attention_probs(q, k, mask), v)
+
+
+def _attention_probs(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(Dh) + mask): ``(B, H, S, L)``. ``mask``: boolean (True = attend) or
+    additive, broadcastable to ``(B, H, S, L)``."""
     scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # (B, H, S, L)
     if mask is not None:
         if mask.dtype == torch.bool:
             scores.masked_fill_(~mask, float("-inf"))
         else:
             scores += mask
-    return torch.matmul(scores.softmax(-1), v)
+    return scores.softmax(-1)
 
 
 class DecoderCache(Protocol):
