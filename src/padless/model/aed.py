@@ -146,12 +146,8 @@ class AEDModel(nn.Module):
             ignore_index=IGNORE_INDEX,
             label_smoothing=cfg.label_smoothing,
         )
-        if (
-            self.ctc_head is not None
-            and batch.ctc_tokens is not None
-            and batch.ctc_lens is not None
-        ):
-            ctc = self.ctc_loss(states, lens, batch.ctc_tokens, batch.ctc_lens)
+        if (ctc_targets := self._ctc_targets(batch)) is not None:
+            ctc = self.ctc_loss(states, lens, *ctc_targets)
             loss = (1.0 - cfg.ctc_weight) * loss + cfg.ctc_weight * ctc
         if weights:
             loss = loss + cfg.guided_attention_weight * guided_attention_loss(
@@ -193,10 +189,17 @@ class AEDModel(nn.Module):
         """How many of ``batch``'s utterances have fewer encoder frames than their CTC targets
         need: `ctc_loss` drops them (0, a device tensor; 0 without CTC targets). Computed from
         the lengths alone, without running the model."""
-        if self.ctc_head is None or batch.ctc_tokens is None or batch.ctc_lens is None:
+        if (ctc_targets := self._ctc_targets(batch)) is None:
             return torch.zeros((), dtype=torch.int64, device=batch.audio_lens.device)
         frames = self.encoder.output_lengths(self.features.num_frames(batch.audio_lens))
-        return (frames < min_frames(batch.ctc_tokens, batch.ctc_lens)).sum()
+        return (frames < min_frames(*ctc_targets)).sum()
+
+    def _ctc_targets(self, batch: TrainingBatch) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``batch``'s CTC targets and their lengths, when it has them and this model has a CTC
+        head to score them; else None."""
+        if self.ctc_head is None or batch.ctc_tokens is None or batch.ctc_lens is None:
+            return None
+        return batch.ctc_tokens, batch.ctc_lens
 
     def _encoder_states(
         self, audio: torch.Tensor, audio_lens: torch.Tensor
