@@ -39,8 +39,7 @@ def test_evaluate_examples(
         random_model,
         tokenizer,
         examples,
-        beam_size=1,
-        batch_size=3,
+        config=EvalConfig(beam_size=1, batch_size=3),
         device="cpu",
         out_dir=tmp_path / "val",
         on_batch=batches.append,
@@ -90,10 +89,15 @@ def test_beam_and_greedy_agree_on_structure(
     utterances: Any, tokenizer: CanaryTokenizer, random_model: AEDModel
 ):
     examples = utterances.examples[:3]
-    beam = evaluate_examples(random_model, tokenizer, examples, beam_size=2, batch_size=2)
+    beam = evaluate_examples(
+        random_model, tokenizer, examples, config=EvalConfig(beam_size=2, batch_size=2)
+    )
     assert [h.id for h in beam.hypotheses] == [ex.id for ex in examples]
     assert EvalConfig(beam_size=2).decoding_options().strategy == "beam"
     assert EvalConfig().decoding_options().strategy == "greedy"
+    joint = EvalConfig(beam_size=4, ctc_weight=0.3)
+    assert joint.decoding_options().ctc_weight == 0.3 and joint.describe() == "beam 4 + CTC 0.3"
+    assert EvalConfig().describe() == "greedy"
 
 
 def test_bad_input(utterances: Any, tokenizer: CanaryTokenizer, random_model: AEDModel):
@@ -105,7 +109,7 @@ def test_bad_input(utterances: Any, tokenizer: CanaryTokenizer, random_model: AE
     with pytest.raises(ValueError, match="model is on cpu"):
         evaluate_examples(random_model, tokenizer, utterances.examples, device="meta")
     with pytest.raises(ValueError, match="beam_size"):
-        evaluate_examples(random_model, tokenizer, utterances.examples, beam_size=0)
+        EvalConfig(beam_size=0)
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +201,16 @@ def test_cli_evaluate(checkpoint_and_manifest: tuple[Path, Path], tmp_path: Path
         (["{checkpoint}", "{no_text}"], "text"),
         (["{checkpoint}", "{klingon}"], "tlh"),
         pytest.param(
+            ["{checkpoint}", "{manifest}", "--beam", "2", "--ctc-weight", "0.3"],
+            "needs a model trained with a CTC head",
+            id="ctc-without-head",
+        ),
+        pytest.param(
+            ["{checkpoint}", "{manifest}", "--ctc-weight", "0.3"],
+            "needs a beam",
+            id="ctc-greedy",
+        ),
+        pytest.param(
             ["{checkpoint}", "{manifest}", "--device", "cuda"],
             "CUDA is not available",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available"),
@@ -233,7 +247,9 @@ def test_scores_of_a_trained_model_add_up(
 ):
     """With varied, partly right outputs: each language's WER is the pooled per-utterance edit
     counts, and an exact hypothesis costs nothing."""
-    result = evaluate_examples(partly_trained, tokenizer, utterances.examples, batch_size=4)
+    result = evaluate_examples(
+        partly_trained, tokenizer, utterances.examples, config=EvalConfig(batch_size=4)
+    )
     assert any(h.hypothesis for h in result.hypotheses)
     for lang, wer in result.wer.items():
         members = [h for h in result.hypotheses if h.group == lang]

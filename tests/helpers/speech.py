@@ -67,6 +67,8 @@ def utterances() -> Utterances:
                 target_lang=rec["target_lang"],
                 task=rec["taskname"],
                 pnc=rec["pnc"] == "yes",
+                # AST: what is said, as the corpus manifests give it (CTC targets need it)
+                extras={"source_text": rec["source_text"]} if "source_text" in rec else None,
             )
         )
         waves.append(wave)

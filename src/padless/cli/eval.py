@@ -40,6 +40,13 @@ def evaluate(
             show_default=False,
         ),
     ] = _DEFAULTS.length_penalty,
+    ctc_weight: Annotated[
+        float,
+        typer.Option(
+            help="Joint CTC/attention decoding of ASR rows: the weight of the CTC head's "
+            "prefix score (needs --beam > 1 and a model trained with CTC; 0 = decoder alone)."
+        ),
+    ] = _DEFAULTS.ctc_weight,
     compare: Annotated[
         Path | None, typer.Option(help="A second checkpoint, scored on the same examples.")
     ] = None,
@@ -60,7 +67,12 @@ def evaluate(
 
     at_least(1, beam=beam, batch_size=batch_size)
     try:
-        config = EvalConfig(beam_size=beam, batch_size=batch_size, length_penalty=length_penalty)
+        config = EvalConfig(
+            beam_size=beam,
+            batch_size=batch_size,
+            length_penalty=length_penalty,
+            ctc_weight=ctc_weight,
+        )
     except ValueError as err:
         _fail(str(err))
     checkpoints = [checkpoint] if compare is None else [checkpoint, compare]
@@ -78,6 +90,7 @@ def evaluate(
             "beam_size": beam,
             "batch_size": batch_size,
             "length_penalty": config.decoding_options().length_penalty,
+            "ctc_weight": config.ctc_weight,
         },
         "evaluations": [],
     }
@@ -121,9 +134,7 @@ def _evaluate_one(
                 ckpt.model,
                 tokenizer,
                 examples,
-                beam_size=config.beam_size,
-                batch_size=config.batch_size,
-                length_penalty=config.length_penalty,
+                config=config,
                 on_batch=lambda n: progress.advance(bar, n),
             )
         except ValueError as err:  # e.g. a language or task the tokenizer does not know

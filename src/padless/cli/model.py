@@ -164,9 +164,16 @@ def transcribe(
         int | None,
         typer.Option(
             help="NeMo's output limit: encoder frames + this - prompt length (default: "
-            "2 tokens per encoder frame)."
+            "DecodingOptions.max_tokens_per_second of audio)."
         ),
     ] = _DECODING.max_generation_delta,
+    ctc_weight: Annotated[
+        float,
+        typer.Option(
+            help="--strategy beam: joint CTC/attention decoding of ASR rows, the weight of "
+            "the CTC head's prefix score (a model trained with CTC; 0 = decoder alone)."
+        ),
+    ] = _DECODING.ctc_weight,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Write JSON lines here (default: stdout).")
@@ -246,12 +253,18 @@ def _decoding_options(ctx: typer.Context) -> DecodingOptions:
     """`DecodingOptions` with only the options the user gave replaced; beam settings need
     --strategy beam."""
     options = given(
-        ctx, "strategy", "beam_size", "length_penalty", "decoding", "max_generation_delta"
+        ctx,
+        "strategy",
+        "beam_size",
+        "length_penalty",
+        "decoding",
+        "max_generation_delta",
+        "ctc_weight",
     )
     if "decoding" in options:
         options["cache"] = options.pop("decoding")
     decoding = replace(DecodingOptions(), **options)
-    beam_only = sorted({"beam_size", "length_penalty"} & set(options))
+    beam_only = sorted({"beam_size", "length_penalty", "ctc_weight"} & set(options))
     if beam_only and decoding.strategy != "beam":
         flags = " and ".join("--" + name.replace("_", "-") for name in beam_only)
         raise ValueError(f"{flags} apply to --strategy beam")

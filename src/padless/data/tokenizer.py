@@ -277,6 +277,24 @@ class CanaryTokenizer:
         lang = self._lang_of(token_id)
         return self._sp[lang].id_to_piece(token_id - self._offsets[lang])
 
+    def piece_bytes(self, token_id: int) -> bytes | None:
+        """The UTF-8 bytes a piece adds to a decoded text, its word marker ``▁`` as a space (a
+        byte-fallback piece: its byte); None for an id that is not text (special, reserved,
+        ``<unk>`` and control pieces). ``<|nospeech|>`` adds nothing: ``b""``. Used to spell
+        decoder tokens in the units of a byte CTC head (`padless.infer.ctc`)."""
+        if token_id == self.nospeech_id:
+            return b""
+        if 0 <= token_id < self._num_special or self._pieces_end <= token_id < self._vocab_size:
+            return None
+        lang = self._lang_of(token_id)
+        sp, local = self._sp[lang], token_id - self._offsets[lang]
+        if sp.is_control(local) or sp.is_unknown(local) or sp.is_unused(local):
+            return None
+        piece = sp.id_to_piece(local)
+        if sp.is_byte(local):  # "<0xNN>"
+            return bytes([int(piece[3:5], 16)])
+        return piece.replace("\u2581", " ").encode("utf-8")
+
     def _check_lang(self, lang: str) -> str:
         if lang not in self._sp:
             raise ValueError(

@@ -389,7 +389,9 @@ def _evaluate(ctx: DemoContext) -> Data:
     from padless.eval.evaluate import evaluate_examples
     from padless.model.checkpoint import load_checkpoint
 
-    decoding = EvalConfig(beam_size=ctx.config.eval_beam_size)
+    decoding = EvalConfig(
+        beam_size=ctx.config.eval_beam_size, ctc_weight=ctx.config.eval_ctc_weight
+    )
     inputs = {"examples": ctx.config.eval_examples, "decoding": dataclasses.asdict(decoding)}
     out = ctx.path(EVAL_DIR)
     if (kept := ctx.reuse("evaluate", inputs, [out / "scores.json"])) is not None:
@@ -402,9 +404,7 @@ def _evaluate(ctx: DemoContext) -> Data:
             model,
             tokenizer,
             examples,
-            beam_size=decoding.beam_size,
-            batch_size=decoding.batch_size,
-            length_penalty=decoding.length_penalty,
+            config=decoding,
             out_dir=out,
             on_batch=advance,
         )
@@ -431,14 +431,11 @@ def _evaluate(ctx: DemoContext) -> Data:
         "utterances": result.utterances,
         "samples": sorted(samples, key=lambda s: (s["task"], s["group"])),
         "beam_size": decoding.beam_size,
-        "summary": f"{result.utterances} test utterances, {_decoding_name(decoding.beam_size)}: "
+        "ctc_weight": decoding.ctc_weight,
+        "summary": f"{result.utterances} test utterances, {decoding.describe()}: "
         f"WER {wer} (mean of {len(result.wer)} languages), BLEU {bleu} (mean of "
         f"{len(result.bleu)} directions)",
     }
-
-
-def _decoding_name(beam_size: int) -> str:
-    return "greedy" if beam_size == 1 else f"beam {beam_size}"
 
 
 def _rtfx(ctx: DemoContext) -> Data:
@@ -522,8 +519,12 @@ def run_demo(config: DemoConfig, console: Console) -> DemoContext:
     from padless.demo.report import draw_plots, write_report
 
     recipe = load_recipe(config.training_config, config.out)
+    estimate = recipe.data.estimate
+    if config.duration_bins is not None:
+        estimate = dataclasses.replace(estimate, num_buckets=config.duration_bins)
     recipe = dataclasses.replace(
-        recipe, data=dataclasses.replace(recipe.data, plan=str(config.out / PLAN_FILE))
+        recipe,
+        data=dataclasses.replace(recipe.data, plan=str(config.out / PLAN_FILE), estimate=estimate),
     )
     load_recipe(config.baseline, config.out)  # a broken baseline fails now, not later
     ctx = DemoContext(config, console, recipe)

@@ -225,16 +225,15 @@ def evaluate_examples(
     tokenizer: CanaryTokenizer,
     examples: Sequence[Example],
     *,
-    beam_size: int = EvalConfig.beam_size,
-    batch_size: int = EvalConfig.batch_size,
+    config: EvalConfig = EvalConfig(),
     device: str | torch.device | None = None,
-    length_penalty: float | None = EvalConfig.length_penalty,
     out_dir: str | os.PathLike[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
     audio_loader: AudioLoader | None = None,
 ) -> EvalResult:
-    """Decode ``examples`` with ``model`` and score them (`decode_hypotheses`, then
-    `score_hypotheses`); with ``out_dir``, also `EvalResult.save` there.
+    """Decode ``examples`` with ``model`` as ``config`` says and score them
+    (`decode_hypotheses`, then `score_hypotheses`); with ``out_dir``, also `EvalResult.save`
+    there.
 
     ``device`` is where decoding runs; the model must already be there (``None``: wherever it
     is). Pass the bare model, not its DDP wrapper. ``on_batch(n)`` reports progress.
@@ -245,7 +244,6 @@ def evaluate_examples(
         have, want = next(model.parameters()).device, torch.device(device)
         if want.type != have.type or want.index not in (None, have.index):
             raise ValueError(f"the model is on {have}, not on {want}")
-    config = EvalConfig(beam_size=beam_size, batch_size=batch_size, length_penalty=length_penalty)
     hyps = decode_hypotheses(
         model, tokenizer, examples, config=config, on_batch=on_batch, audio_loader=audio_loader
     )

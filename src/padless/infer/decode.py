@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import torch
 
 from padless.infer.cache import CACHES
+from padless.infer.ctc import CtcPrefixScorer, CtcSpelling
 from padless.infer.options import DecodingOptions
-from padless.infer.search import STRATEGIES, Hypothesis
+from padless.infer.search import STRATEGIES, Hypothesis, beam_search
 from padless.model.aed import AEDModel
 
 
@@ -55,11 +56,13 @@ def decode_memory(
     options: DecodingOptions = DecodingOptions(),
     forced_lengths: Sequence[int] | None = None,
     limit_lens: torch.Tensor | None = None,
+    ctc: CtcPrefixScorer | None = None,
 ) -> list[Hypothesis]:
     """Search from encoder states ``memory (B, T, D)`` (see `AEDModel.encode`).
 
     ``limit_lens``: the encoder frames the output limit is computed from, when not
-    ``memory_lens`` (NeMo's rule, see `nemo_limit_frames`)."""
+    ``memory_lens`` (NeMo's rule, see `nemo_limit_frames`). ``ctc``: joint CTC/attention beam
+    search with this scorer of the same utterances."""
     if model.training:
         raise ValueError("decoding needs model.eval() (dropout would change the outputs)")
     if len(prompts) != memory.shape[0]:
@@ -74,17 +77,16 @@ def decode_memory(
         limits = output_limits(frames, options, model.config.frame_seconds, tokens.shape[1])
     max_len = tokens.shape[1] + int(limits.max())
     cache = CACHES[options.cache](model.decoder, memory, memory_lens, max_len, offsets)
+    search = dict(eos_id=model.config.eos_id, pad_id=model.config.pad_id)
+    forced = forced_lengths is not None
+    if ctc is not None:
+        if options.strategy != "beam":
+            raise ValueError("joint CTC decoding needs strategy 'beam'")
+        return beam_search(
+            model.decoder, cache, tokens, limits, options, **search, forced=forced, ctc=ctc
+        )
     strategy = STRATEGIES[options.strategy]
-    return strategy(
-        model.decoder,
-        cache,
-        tokens,
-        limits,
-        options,
-        eos_id=model.config.eos_id,
-        pad_id=model.config.pad_id,
-        forced=forced_lengths is not None,
-    )
+    return strategy(model.decoder, cache, tokens, limits, options, **search, forced=forced)
 
 
 @torch.inference_mode()
@@ -95,18 +97,48 @@ def decode_batch(
     prompts: Sequence[Sequence[int]],
     options: DecodingOptions = DecodingOptions(),
     forced_lengths: Sequence[int] | None = None,
+    *,
+    spelling: CtcSpelling | None = None,
+    transcripts: Sequence[str | None] | None = None,
 ) -> list[Hypothesis]:
     """``audio (B, T)`` float at 16 kHz, zero-padded, with per-row prompt ids -> hypotheses.
 
     Rows may mix languages and tasks (each row has its own prompt). ``forced_lengths`` makes
     row r emit exactly ``forced_lengths[r]`` tokens whatever it predicts (for timing).
+
+    Joint CTC/attention decoding (``options.ctc_weight > 0``) needs the tokens' CTC
+    ``spelling`` (`CtcSpelling.from_tokenizer`). It applies to the rows whose output is what is
+    said (ASR): ``transcripts`` gives each row's transcript language, None for a row that is not
+    a transcript (AST: the decoder alone); None for the whole list: every row, any language.
     """
-    memory, memory_lens = model.encode(audio, audio_lens)
+    ctc = None
+    if options.ctc_weight > 0 and (transcripts is None or any(t is not None for t in transcripts)):
+        if spelling is None:
+            raise ValueError("joint CTC decoding (ctc_weight > 0) needs the tokens' CTC spelling")
+        if model.ctc_head is None:
+            raise ValueError(
+                "joint CTC decoding (ctc_weight > 0) needs a model trained with a CTC head "
+                "(loss.ctc_weight > 0); this one has none"
+            )
+        memory, memory_lens, ctc_log_probs = model.encode_with_ctc(audio, audio_lens)
+        if transcripts is None:
+            weights = torch.full((len(prompts),), options.ctc_weight)
+            languages = None
+        else:
+            if len(transcripts) != len(prompts):
+                raise ValueError(f"{len(transcripts)} transcript languages for {len(prompts)} rows")
+            weights = torch.tensor([0.0 if t is None else options.ctc_weight for t in transcripts])
+            languages = torch.tensor([spelling.language_index(t) for t in transcripts])
+        ctc = CtcPrefixScorer(
+            ctc_log_probs, memory_lens, weights, spelling, options.ctc_candidates, languages
+        )
+    else:
+        memory, memory_lens = model.encode(audio, audio_lens)
     limit_lens = None
     if options.max_generation_delta is not None:
         limit_lens = nemo_limit_frames(model, audio_lens)
     return decode_memory(
-        model, memory, memory_lens, prompts, options, forced_lengths, limit_lens=limit_lens
+        model, memory, memory_lens, prompts, options, forced_lengths, limit_lens=limit_lens, ctc=ctc
     )
 
 

@@ -55,6 +55,14 @@ class DecodingOptions:
     #: drop them from the batch (a copy of the caches' live rows), so finished utterances stop
     #: costing compute. None never compacts. See docs/model.md for measurements.
     compact_threshold: float | None = 0.5
+    #: Joint CTC/attention decoding (`padless.infer.ctc`; beam search only): the weight ``w`` of
+    #: the encoder's CTC prefix score against ``1 - w`` for the decoder's, on transcription (ASR)
+    #: rows; translation rows and 0 use the decoder alone. Needs a model trained with a CTC head
+    #: (``loss.ctc_weight > 0``).
+    ctc_weight: float = 0.0
+    #: Joint decoding: the tokens per hypothesis and step that CTC scores, the decoder's best
+    #: (ESPnet's pre-beam); the others are excluded. Cost grows linearly with it.
+    ctc_candidates: int = 8
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -64,6 +72,13 @@ class DecodingOptions:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.max_new_tokens < 1 or self.max_tokens_per_second <= 0:
             raise ValueError("max_new_tokens and max_tokens_per_second must be positive")
+        if not 0 <= self.ctc_weight <= 1 or self.ctc_candidates < 1:
+            raise ValueError(
+                f"ctc_weight must be in [0, 1] and ctc_candidates >= 1, got {self.ctc_weight}, "
+                f"{self.ctc_candidates}"
+            )
+        if self.ctc_weight > 0 and self.strategy != "beam":
+            raise ValueError("joint CTC decoding (ctc_weight > 0) needs strategy 'beam'")
         if self.compact_threshold is not None and not 0 < self.compact_threshold <= 1:
             raise ValueError(f"compact_threshold must be in (0, 1], got {self.compact_threshold}")
 

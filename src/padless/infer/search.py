@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from padless.infer.cache import DecodingCache, KVCache
+from padless.infer.ctc import CtcPrefixScorer
 from padless.infer.options import DecodingOptions
 from padless.model.decoder import TransformerDecoder
 
@@ -107,13 +108,15 @@ def beam_search(
     eos_id: int,
     pad_id: int,
     forced: bool,
+    ctc: CtcPrefixScorer | None = None,
 ) -> list[Hypothesis]:
     """Batched beam search: ``beam_size`` hypotheses per utterance, scored by
     ``sum log p / ((5 + len) / 6) ** length_penalty``.
 
     A finished hypothesis stays in its beam with a frozen score (it can only be extended by
     padding at no cost), so hypotheses of different lengths compete under the length penalty.
-    With ``beam_size=1`` this is exactly greedy search.
+    With ``beam_size=1`` this is exactly greedy search. With ``ctc``, ``log p`` is the joint
+    CTC/attention score of `padless.infer.ctc` on the rows it weights.
     """
     batch, beams = prompts.shape[0], options.beam_size
     device = prompts.device
@@ -121,9 +124,13 @@ def beam_search(
     logits = decoder.step(prompts, cache)[:, -1]  # (B, V)
     vocab = logits.shape[-1]
     logp = F.log_softmax(logits.float(), dim=-1)
+    if ctc is not None:
+        logp = ctc.joint(logp[:, None], eos_id)[:, 0]
     cache.expand(beams)  # rows b * K + k
     # All K beams start identical: take the first step's top K from one copy.
     scores, token = logp.topk(beams, dim=-1)  # (B, K)
+    if ctc is not None:
+        ctc.advance(torch.zeros_like(token), token)
     history = torch.full((batch, beams, max_steps), pad_id, dtype=torch.long, device=device)
     history[:, :, 0] = token
     lengths = torch.ones(batch, beams, dtype=torch.long, device=device)
@@ -140,6 +147,8 @@ def beam_search(
             break
         logits = decoder.step(token.reshape(-1, 1), cache)[:, -1]  # (B*K, V)
         logp = F.log_softmax(logits.float(), dim=-1).view(batch, beams, vocab)
+        if ctc is not None:
+            logp = ctc.joint(logp, eos_id)
         logp = torch.where(finished[..., None], frozen, logp)
         candidates = scores[..., None] + logp  # (B, K, V)
         new_lengths = lengths + (~finished).long()  # (B, K)
@@ -155,6 +164,8 @@ def beam_search(
         if not forced:
             finished |= token == eos_id
         cache.reorder((base + origin).reshape(-1))
+        if ctc is not None:
+            ctc.advance(origin, token)
     final = scores / _length_penalty(lengths, options.length_penalty)  # (B, K)
     pick = final.argmax(-1)  # (B,)
     rows = torch.arange(batch, device=device)

@@ -16,6 +16,7 @@ import torch
 
 from padless.data.audio import load_audio
 from padless.data.example import ArrayAudio, Example, Task
+from padless.infer.ctc import CtcSpelling
 from padless.infer.decode import decode_batch
 from padless.infer.options import DecodingOptions
 from padless.model.aed import AEDModel
@@ -76,11 +77,17 @@ def pad_audio(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(lens)
 
 
-def longest_first_batches(examples: Sequence[Example], batch_size: int) -> Iterator[list[int]]:
-    """Indices of ``examples`` sorted by duration (longest first, stable), in batches."""
+def longest_first_batches(
+    examples: Sequence[Example], batch_size: int, groups: Sequence[int] | None = None
+) -> Iterator[list[int]]:
+    """Indices of ``examples`` sorted by duration (longest first, stable), in batches; with
+    ``groups`` (one per example), group by group in ascending order, so no batch mixes two."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = sorted(range(len(examples)), key=lambda i: -examples[i].duration)
+    if groups is None:
+        order = sorted(range(len(examples)), key=lambda i: -examples[i].duration)
+    else:
+        order = sorted(range(len(examples)), key=lambda i: (groups[i], -examples[i].duration))
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
 
@@ -102,11 +109,21 @@ def transcribe(
     device = next(model.parameters()).device
     prompts = [resolve_prompt(ex, overrides) for ex in examples]
     prompt_ids = [tokenizer.prompt_ids(*p) for p in prompts]  # validates languages and tasks
+    spelling = groups = None
+    if options.ctc_weight > 0:  # joint CTC decoding of the ASR rows, batched apart from AST
+        spelling = CtcSpelling.from_tokenizer(tokenizer, model.config.loss.ctc_units)
+        groups = [int(task != "asr") for _, _, task, _ in prompts]
     results: list[Transcript | None] = [None] * len(examples)
-    for batch in longest_first_batches(examples, batch_size):
+    for batch in longest_first_batches(examples, batch_size, groups):
         audio, lens = pad_audio([audio_loader(examples[i]) for i in batch])
         hyps = decode_batch(
-            model, audio.to(device), lens.to(device), [prompt_ids[i] for i in batch], options
+            model,
+            audio.to(device),
+            lens.to(device),
+            [prompt_ids[i] for i in batch],
+            options,
+            spelling=spelling,
+            transcripts=[prompts[i][1] if prompts[i][2] == "asr" else None for i in batch],
         )
         for i, hyp in zip(batch, hyps, strict=True):
             source, target, task, pnc = prompts[i]

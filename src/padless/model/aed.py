@@ -95,6 +95,14 @@ class AEDModel(nn.Module):
         states, lens = self._encoder_states(audio, audio_lens)
         return self._memory(states), lens
 
+    def encode_with_ctc(
+        self, audio: torch.Tensor, audio_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`encode` plus the CTC head's log-probabilities over the same frames (``(B, T', C)``,
+        see `ctc_log_probs`), for joint CTC/attention decoding."""
+        states, lens = self._encoder_states(audio, audio_lens)
+        return self._memory(states), lens, self.ctc_log_probs(states)
+
     def _memory(self, states: torch.Tensor) -> torch.Tensor:
         """Encoder states ``(B, T', D_enc)`` -> the decoder's memory ``(B, T', D_dec)``."""
         memory = self.projection(states)
@@ -170,10 +178,7 @@ class AEDModel(nn.Module):
         pieces per language, half of them with 64, and 85% with byte units (1.5% at 4x
         subsampling, which bytes therefore go with; bench/results/2026-12-06-demo-recipe.md).
         `ctc_infeasible` counts them; the training loop logs it per step (``ctc_dropped``)."""
-        if self.ctc_head is None:
-            raise RuntimeError("ctc_loss needs a CTC head (loss.ctc_weight > 0)")
-        # float32 log-probabilities: CTC's forward-backward sums many small terms.
-        log_probs = self.ctc_head(states).float().log_softmax(-1).transpose(0, 1)  # (T', B, V)
+        log_probs = self.ctc_log_probs(states).transpose(0, 1)  # (T', B, V)
         total = F.ctc_loss(
             log_probs,
             ctc_tokens,
@@ -184,6 +189,13 @@ class AEDModel(nn.Module):
             zero_infinity=True,
         )
         return total / ctc_lens.sum().clamp(min=1)
+
+    def ctc_log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        """The CTC head's log-probabilities ``(B, T', C)`` of encoder ``states (B, T', D_enc)``,
+        float32 (CTC's forward-backward sums many small terms)."""
+        if self.ctc_head is None:
+            raise RuntimeError("this model has no CTC head (it was built with loss.ctc_weight 0)")
+        return self.ctc_head(states).float().log_softmax(-1)
 
     def ctc_infeasible(self, batch: TrainingBatch) -> torch.Tensor:
         """How many of ``batch``'s utterances have fewer encoder frames than their CTC targets
