@@ -76,7 +76,8 @@ class DemoConfig:
     eval_beam_size: int = 4
     #: Joint CTC/attention decoding of the ASR test rows (`EvalConfig.ctc_weight`): the demo
     #: model has a byte CTC head (its recipe's auxiliary loss), which accounts for every frame
-    #: where the decoder alone loops or drops words. Chosen on the dev split (see the record).
+    #: where the decoder alone loops or drops words. 0.3 was the best weight on the dev split
+    #: (dev WER 41.3% -> 9.5%; test 43.2% -> 8.9%, at twice the evaluation time).
     eval_ctc_weight: float = 0.3
     #: Hypotheses shown next to their references, per language / direction.
     examples_shown: int = 1

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 OURS, BASE = "#1f77b4", "#bbbbbb"
+MEAN = "#0b3c61"  # the mean of the bars beside it, darker
 
 
 def _figure(width: float, panels: int) -> tuple[Figure, list[Axes]]:
@@ -77,7 +78,8 @@ def plot_padding(optimized: dict[str, Any], baseline: dict[str, Any], out: Path)
 def plot_scores(
     wer: dict[str, float], bleu: dict[str, float], targets: tuple[float, float], out: Path
 ) -> Path:
-    """WER per ASR language and BLEU per AST direction, with the acceptance targets drawn."""
+    """WER per ASR language and BLEU per AST direction, then their mean (the bar a target is
+    set for), with the acceptance targets drawn."""
     fig, axes = _figure(12, 2)
     for ax, scores, name, target, better in (
         (axes[0], wer, "WER (%)", targets[0], "lower is better"),
@@ -85,12 +87,20 @@ def plot_scores(
     ):
         keys = sorted(scores)
         if keys:
-            bars = ax.bar(keys, [scores[k] for k in keys], color=OURS)
+            values = [scores[k] for k in keys]
+            names, colors = [*keys, "mean"], [OURS] * len(keys) + [MEAN]
+            bars = ax.bar(names, [*values, sum(values) / len(values)], color=colors)
             _label_bars(ax, bars, "{:.1f}")
-            ax.tick_params(axis="x", rotation=45 if len(keys) > 6 else 0)
+            ax.tick_params(axis="x", rotation=45 if len(names) > 7 else 0)
         else:
             ax.text(0.5, 0.5, "no examples", ha="center", va="center", transform=ax.transAxes)
-        ax.axhline(target, color="crimson", linestyle="--", linewidth=1, label=f"target {target:g}")
+        ax.axhline(
+            target,
+            color="crimson",
+            linestyle="--",
+            linewidth=1,
+            label=f"target for the mean: {target:g}",
+        )
         ax.set_ylabel(name)
         ax.set_title(f"{name} on the test split ({better})")
         ax.legend(loc="upper right")

@@ -149,7 +149,7 @@ class CtcPrefixScorer:
 
     Holds, per hypothesis, the forward variables of its prefix at every frame: the log-probability
     of having emitted the prefix by frame ``t`` with a non-blank (``r_n``) or a blank (``r_b``)
-    last, ``(T + 1, H)`` float64 (row 0 is before the first frame). Hypotheses are ``b * K + k``
+    last, ``(H, T + 1)`` float64 (column 0 is before the first frame). Hypotheses are ``b * K + k``
     for ``K`` beams per utterance, starting from one empty prefix per utterance.
     """
 
