@@ -72,6 +72,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help=f"steps per run (full {FULL['steps']})")
     parser.add_argument("--repeats", type=int, help=f"runs per setting (full {FULL['repeats']})")
     parser.add_argument("--warmup", type=int, help="first steps left out of the means")
+    parser.add_argument(
+        "--buffer-size",
+        type=int,
+        help="sampler.buffer_size, examples per rank's buffer (default: the recipe's)",
+    )
     parser.add_argument("--corpus", type=Path, help="an existing corpus (default: made in --work)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "paper-e1")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
@@ -153,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         seed=recipe.train.seed,
     )
     overrides = [*corpus_overrides(corpus), f"data.plan={plan}", "train.threads=1"]
+    buffer_size = args.buffer_size or recipe.sampler.buffer_size
+    if args.buffer_size is not None:
+        overrides.append(f"sampler.buffer_size={args.buffer_size}")
 
     results: dict[str, list[dict[str, Any]]] = {}
     last_runs: list[Path] = []
@@ -213,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         "repeats": args.repeats,
         "ranks": args.ranks,
         "threads_per_rank": 1,
+        "buffer_size": buffer_size,
         "usable_cores": cores,
         "quick": args.quick,
     }
