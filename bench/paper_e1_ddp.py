@@ -26,11 +26,14 @@ on the shared 2-core machine (load average 2-7 during the run):
     python bench/paper_e1_ddp.py --quick
 
 Full run (the record's numbers): 4 h corpus, 200 steps per run, 2 repeats of each of the 4
-settings. About 20-35 minutes on 2 cores, an estimate from the quick run's step times (0.9 s
-per 2-rank step, 1.2-1.7 s per 4-rank step at that load; fewer on idle cores) plus ~10 s of
-start-up per run:
+settings, a 2,000-example buffer per rank. Measured 20 min 52 s on 2 idle cores with
+``--corpus`` pointing at the demo's 4 h corpus (add about a minute to make one):
 
-    python bench/paper_e1_ddp.py
+    python bench/paper_e1_ddp.py --buffer-size 2000
+
+The buffer: with the recipe's 400 examples over the plan's 60 buckets, a synchronized draw
+mostly finds no full batch in the drawn bucket and falls back to the nearest one that has one,
+so the ranks agreed on only 26% of the steps (measured); with 2,000, on 98%.
 
 Writes bench/results/<date>-e1-ddp.{md,json} and <date>-e1-ddp-step-time.png (plot-run's step
 time overlay of the last repeat's runs). ``--out-dir`` and ``--work`` redirect both.
