@@ -32,7 +32,7 @@ idle); the losses are compared at equal cumulative step time.
 
 Quick check: 1 h corpus, 8 duration buckets instead of 30, a coarser search (tolerance 0.2),
 20 s of training per scheme. Measured 5 min 5 s under ``nice -n 19`` on the shared 2-core
-machine at a load average of 4-5; on 2 idle cores about 3 minutes (an estimate):
+machine at a load average of 4-5; on 2 idle cores 2 min 53 s (its slow test, fresh clone):
 
     python bench/paper_e2_training.py --quick
 

@@ -44,7 +44,7 @@ time limit leaves too few steps to validate), validation every 8 steps on 8 dev 
 a check that the experiment runs, not a measurement. Measured with 24 steps per run: 14 min 13 s
 under ``nice -n 19`` while two other trainings held both cores (load average 4-5.6), 137
 CPU seconds in all; once the load fell, a run took 7-10 s of wall time and the 0.5 h corpus
-8.5 s. On 2 idle cores about 2 minutes (an estimate from those figures):
+8.5 s. On 2 idle cores 61 s (its slow test, fresh clone):
 
     python bench/paper_e4_convergence.py --quick
 
