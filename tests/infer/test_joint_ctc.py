@@ -122,7 +122,7 @@ def test_only_candidates_survive_and_weight_zero_rows_are_the_decoder_alone() ->
     torch.testing.assert_close(joint[1], att[1])
 
 
-def test_tokenizer_spelling_is_the_byte_ctc_target_of_the_decoded_text(
+def test_tokenizer_spelling_is_the_ctc_target_of_the_text(
     tokenizer: CanaryTokenizer, utterances: Any
 ) -> None:
     spelling = CtcSpelling.from_tokenizer(tokenizer, "bytes")
@@ -138,8 +138,14 @@ def test_tokenizer_spelling_is_the_byte_ctc_target_of_the_decoded_text(
     assert (spelling.lens[:, specials] == -1).all()
     assert (spelling.lens[:, tokenizer.nospeech_id] == 0).all()
     pieces = CtcSpelling.from_tokenizer(tokenizer, "tokens")
-    token = tokenizer.encode("hello", "en")[0]
-    assert pieces.units[0, token, 0] == token and pieces.blank == tokenizer.pad_id
+    assert pieces.blank == tokenizer.pad_id
+    for ex in utterances.examples:  # token CTC targets are the encoded ids, first one included
+        ids = tokenizer.encode(ex.text, ex.target_lang)
+        spelt = [
+            pieces.units[0 if i else 1, t, : pieces.lens[0 if i else 1, t]].tolist()
+            for i, t in enumerate(ids)
+        ]
+        assert [u for s in spelt for u in s] == ids, ex.text
 
 
 @pytest.fixture(scope="module")

@@ -79,9 +79,9 @@ class CtcSpelling:
             if raw is None:
                 inside.append(None)
                 start.append(None)
-            elif units == "tokens":
+            elif units == "tokens":  # the CTC targets are the encoded pieces themselves
                 inside.append([token] if raw else [])
-                start.append([token] if raw.strip(b" ") else [])
+                start.append([token] if raw else [])
             else:
                 inside.append(_byte_units(raw))
                 start.append(_byte_units(raw.lstrip(b" ")))

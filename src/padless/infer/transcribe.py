@@ -109,10 +109,12 @@ def transcribe(
     device = next(model.parameters()).device
     prompts = [resolve_prompt(ex, overrides) for ex in examples]
     prompt_ids = [tokenizer.prompt_ids(*p) for p in prompts]  # validates languages and tasks
+    # The language of each row's output when it is what is said (ASR), else None.
+    transcripts = [target if task == "asr" else None for _, target, task, _ in prompts]
     spelling = groups = None
     if options.ctc_weight > 0:  # joint CTC decoding of the ASR rows, batched apart from AST
         spelling = CtcSpelling.from_tokenizer(tokenizer, model.config.loss.ctc_units)
-        groups = [int(task != "asr") for _, _, task, _ in prompts]
+        groups = [int(lang is None) for lang in transcripts]
     results: list[Transcript | None] = [None] * len(examples)
     for batch in longest_first_batches(examples, batch_size, groups):
         audio, lens = pad_audio([audio_loader(examples[i]) for i in batch])
@@ -123,7 +125,7 @@ def transcribe(
             [prompt_ids[i] for i in batch],
             options,
             spelling=spelling,
-            transcripts=[prompts[i][1] if prompts[i][2] == "asr" else None for i in batch],
+            transcripts=[transcripts[i] for i in batch],
         )
         for i, hyp in zip(batch, hyps, strict=True):
             source, target, task, pnc = prompts[i]
